@@ -1,0 +1,173 @@
+"""The types that cross the plugin boundary.
+
+Everything a plugin receives or returns is defined here, so a plugin author reads one file to
+know the contract. Arrays are numpy; the core never hands a plugin a framework object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal, Mapping
+
+import numpy as np
+
+PluginKind = Literal["model", "tracker"]
+
+#: Anything ``float()`` accepts: a Python number, a numpy scalar, a 0-d framework tensor.
+#: Plugins return losses in this form so they never have to force a device sync per step;
+#: the core converts only when it refreshes the progress bar and at the end of an epoch.
+FloatLike = Any
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter a plugin accepts, shown by ``qa plugins`` and set with ``--param``.
+
+    ``check`` receives the converted value and returns an error message, or None when the value
+    is fine. ``minimum``/``maximum`` are inclusive bounds checked before ``check``.
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type.__name__,
+            "default": self.default,
+            "help": self.help,
+        }
+        if self.choices is not None:
+            info["choices"] = list(self.choices)
+        if self.minimum is not None:
+            info["minimum"] = self.minimum
+        if self.maximum is not None:
+            info["maximum"] = self.maximum
+        return info
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """What ``qa_describe`` returns: how the core should treat a plugin.
+
+    The plugin's *name* is not here: it is the name of its entry point (``qa run --plugin NAME``),
+    so there is one source of truth for it.
+    """
+
+    kind: PluginKind
+    description: str = ""
+    #: "torch", "tensorflow", "numpy", ... (models); None for trackers.
+    framework: str | None = None
+    params: tuple[Param, ...] = ()
+    #: File suffix of the model file a checkpoint holds, e.g. ".pt" or ".weights.h5".
+    checkpoint_suffix: str | None = None
+    #: Cross-parameter check, e.g. heads must divide d_model. Raise ValueError with a message.
+    validate: Callable[[Mapping[str, Any]], None] | None = None
+    #: Trackers: run this tracker's hooks on a worker thread of its own, so a slow or hung
+    #: tracker never blocks training. The built-in local tracker sets False: its files are the
+    #: record a resume relies on, so they are written before the epoch ends.
+    threaded: bool = True
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to build (or rebuild, for loading) a model."""
+
+    plugin: str
+    params: Mapping[str, Any]
+    vocab_size: int
+    #: Length of every encoded sequence (tokens are right-padded with ``pad_id`` up to it).
+    max_len: int
+    seed: int
+    pad_id: int = 0
+    #: sha256 of the vocabulary; checkpoints carry it so a mismatched vocabulary is refused.
+    vocab_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A contiguous slice of an :class:`EncodedSplit`: numpy views, no copies."""
+
+    tokens: np.ndarray  # int32 [b, max_len]
+    lengths: np.ndarray  # int32 [b], number of real (non-pad) tokens per row
+    labels: np.ndarray  # float32 [b], 1.0 = yes
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class EncodedSplit:
+    """One split of the data, encoded once by the core into numpy arrays.
+
+    Plugins wrap these arrays (``torch.from_numpy``, ``tf.data``); they never re-tokenise.
+    """
+
+    name: str
+    tokens: np.ndarray  # int32 [n, max_len], right-padded with 0 (PAD)
+    lengths: np.ndarray  # int32 [n]
+    labels: np.ndarray  # float32 [n]
+    categories: np.ndarray  # int32 [n], codes into ``category_names``
+    noun_counts: np.ndarray  # int32 [n]
+    category_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def max_len(self) -> int:
+        return int(self.tokens.shape[1])
+
+    def batches(self, batch_size: int) -> Iterator[Batch]:
+        n = len(self)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            yield Batch(
+                self.tokens[start:stop], self.lengths[start:stop], self.labels[start:stop], start, stop
+            )
+
+    def num_batches(self, batch_size: int) -> int:
+        return -(-len(self) // batch_size)
+
+    def take(self, index: np.ndarray) -> "EncodedSplit":
+        """A new split holding the rows ``index`` (one vectorised gather per array)."""
+        return EncodedSplit(
+            self.name,
+            self.tokens[index],
+            self.lengths[index],
+            self.labels[index],
+            self.categories[index],
+            self.noun_counts[index],
+            self.category_names,
+        )
+
+
+@dataclass
+class RunContext:
+    """What every tracker hook receives: who is running what, and where."""
+
+    run_id: str
+    run_dir: Path
+    plugin: str
+    plugin_version: str
+    framework: str | None
+    dataset: str
+    #: The resolved configuration, JSON-serialisable and free of secrets.
+    config: dict[str, Any]
+    tags: tuple[str, ...] = ()
+    #: ``--logger-param NAME.KEY=VALUE`` options, grouped by tracker name.
+    logger_params: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Per-run scratch space for plugins, keyed by plugin name (like pytest's stash).
+    stash: dict[str, Any] = field(default_factory=dict)
+
+    def params_for(self, tracker: str) -> dict[str, str]:
+        return dict(self.logger_params.get(tracker, {}))
