@@ -1,0 +1,212 @@
+"""The checkpoint policy and the safe writing and reading of checkpoint files.
+
+Per epoch the policy decides which roles the epoch's model plays:
+
+* **best**: highest validation accuracy so far, ties broken by lower loss, then by the earlier
+  epoch. Kept as ``best<suffix>``.
+* **top-k** (default 3): the k best epochs by the same order, as
+  ``<dataset>-<run_id>-e<NNN><suffix>``; a file that falls out of the top-k is deleted.
+* **periodic** (``--checkpoint-every N``): every N-th epoch's file is kept for good.
+* **last**: the latest epoch, as ``last<suffix>``.
+
+The model is written once per epoch at most; ``best`` and ``last`` are hard links to the epoch file
+(a copy where links are not possible). Every model file has ``<stem>.meta.json`` beside it naming
+what it holds: plugin and version, epoch, metrics, hyperparameters, vocabulary hash, file size and
+sha256. Writes go to a temporary name and are renamed into place; a failed write (disk full,
+permission denied) warns, tries a fallback directory, and never stops training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import CheckpointError, PluginError
+
+META_FORMAT = 1
+
+
+def meta_path(path: Path, suffix: str) -> Path:
+    name = path.name[: -len(suffix)] if path.name.endswith(suffix) else path.stem
+    return path.with_name(f"{name}.meta.json")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_meta(path: Path, meta: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(meta, handle, indent=2, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_checkpoint(save: Callable[[Path], Any], path: Path, suffix: str, meta: dict[str, Any]) -> Path:
+    """Have ``save(tmp_path)`` write the model, then rename it to ``path`` and write its meta."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name[: -len(suffix)]}.tmp{suffix}")
+    try:
+        save(tmp)
+        if not tmp.exists():
+            raise CheckpointError(f"{path}: the plugin's save hook wrote no file")
+        full_meta = {**meta, "file": path.name, "bytes": tmp.stat().st_size, "sha256": file_sha256(tmp)}
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _write_meta(meta_path(path, suffix), full_meta)
+    return path
+
+
+def link_checkpoint(source: Path, target: Path, suffix: str) -> Path:
+    """Make ``target`` (and its meta) the same file as ``source``: a hard link, else a copy."""
+    for src, dst in ((source, target), (meta_path(source, suffix), meta_path(target, suffix))):
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        if tmp.exists():
+            tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
+    return target
+
+
+def read_meta(path: Path, suffix: str | None = None) -> dict[str, Any]:
+    """Read and check the meta of a checkpoint file: present, parsable, size and sha256 match."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    candidates = [meta_path(path, suffix)] if suffix else [path.with_name(path.name.split(".", 1)[0] + ".meta.json")]
+    meta_file = next((c for c in candidates if c.is_file()), None)
+    if meta_file is None:
+        raise CheckpointError(f"{path}: no {candidates[0].name} beside it; cannot tell what it holds")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{meta_file}: unreadable checkpoint meta ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT or "plugin" not in meta:
+        raise CheckpointError(f"{meta_file}: not a qa checkpoint meta (format {META_FORMAT} expected)")
+    size = path.stat().st_size
+    if "bytes" in meta and size != meta["bytes"]:
+        raise CheckpointError(f"{path}: truncated or changed ({size} bytes, meta says {meta['bytes']})")
+    if "sha256" in meta and file_sha256(path) != meta["sha256"]:
+        raise CheckpointError(f"{path}: contents do not match the sha256 in its meta (corrupt or replaced)")
+    return meta
+
+
+@dataclass
+class Entry:
+    epoch: int
+    accuracy: float
+    loss: float
+    checkpoint: str = ""
+
+    def key(self) -> tuple[float, float, int]:
+        return (-self.accuracy, self.loss, self.epoch)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "accuracy": self.accuracy, "loss": self.loss, "checkpoint": self.checkpoint}
+
+
+@dataclass
+class Decision:
+    is_best: bool
+    in_top: bool
+    top_changed: bool
+    saved: Path | None
+
+
+@dataclass
+class CheckpointPolicy:
+    directory: Path
+    dataset: str
+    run_id: str
+    suffix: str
+    top_k: int = 3
+    every: int = 0
+    warn: Callable[[str], None] = print
+    best: Entry | None = None
+    top: list[Entry] = field(default_factory=list)
+    fallback: Path | None = None
+
+    def epoch_path(self, epoch: int) -> Path:
+        return self.directory / f"{self.dataset}-{self.run_id}-e{epoch:03d}{self.suffix}"
+
+    @property
+    def best_path(self) -> Path:
+        return self.directory / f"best{self.suffix}"
+
+    @property
+    def last_path(self) -> Path:
+        return self.directory / f"last{self.suffix}"
+
+    def update(self, epoch: int, accuracy: float, loss: float, save: Callable[[Path], Any], meta: dict[str, Any]) -> Decision:
+        """Apply the policy to a finished epoch; ``save(tmp_path)`` writes the model."""
+        entry = Entry(epoch, accuracy, loss)
+        ranked = sorted([*self.top, entry], key=Entry.key)
+        new_top = ranked[: self.top_k]
+        in_top = entry in new_top
+        is_best = self.best is None or entry.key() < self.best.key()
+        periodic = self.every > 0 and epoch % self.every == 0
+
+        saved = None
+        if in_top or is_best or periodic:
+            saved = self._save(self.epoch_path(epoch), save, meta)
+            entry.checkpoint = saved.name if saved else ""
+        if is_best:
+            self.best = entry
+            if saved:
+                self._link(saved, self.best_path)
+        if saved:
+            self._link(saved, self.last_path)
+        else:
+            self._save(self.last_path, save, meta)
+
+        dropped = [old for old in self.top if old not in new_top]
+        top_changed = [e.epoch for e in new_top] != [e.epoch for e in self.top]
+        self.top = new_top
+        for old in dropped:
+            if old.checkpoint and not (self.every > 0 and old.epoch % self.every == 0):
+                for stale in (self.directory / old.checkpoint, meta_path(self.directory / old.checkpoint, self.suffix)):
+                    stale.unlink(missing_ok=True)
+        return Decision(is_best, in_top, top_changed, saved)
+
+    def _save(self, path: Path, save: Callable[[Path], Any], meta: dict[str, Any]) -> Path | None:
+        try:
+            return write_checkpoint(save, path, self.suffix, meta)
+        except (OSError, PluginError) as exc:
+            if isinstance(exc, PluginError) and not isinstance(exc.error, OSError):
+                raise
+            if self.fallback is None:
+                self.fallback = Path(tempfile.gettempdir()) / "qa-fallback-checkpoints" / self.run_id
+            self.warn(f"qa: could not write checkpoint {path} ({exc.strerror or exc}); trying {self.fallback}")
+            try:
+                return write_checkpoint(save, self.fallback / path.name, self.suffix, meta)
+            except (OSError, PluginError) as again:
+                self.warn(f"qa: fallback checkpoint write failed too ({again.strerror or again}); training goes on")
+                return None
+
+    def _link(self, source: Path, target: Path) -> None:
+        if source.parent != target.parent:
+            target = source.parent / target.name  # keep best/last beside the fallback file
+        try:
+            link_checkpoint(source, target, self.suffix)
+        except OSError as exc:
+            self.warn(f"qa: could not update {target} ({exc.strerror or exc}); training goes on")
+
+    def state(self) -> dict[str, Any]:
+        return {"best": self.best.to_json() if self.best else None, "top": [e.to_json() for e in self.top]}

@@ -1,0 +1,163 @@
+"""The run configuration: one dataclass, filled from a TOML file and then from CLI options.
+
+Every field is checked once, here, before any data is read or any file is written; a bad value is
+a ConfigError naming the option (or the file and key).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+#: Records per split of the default dataset generated when ``qa run`` is given no data.
+DEFAULT_DATA_SIZES = {"train": 4500, "val": 900, "test": 900}
+
+_SECRET_KEY = re.compile(r"token|secret|password|api[_-]?key|credential", re.IGNORECASE)
+REDACTED = "<redacted>"
+
+
+@dataclass
+class RunConfig:
+    plugin: str = ""
+    data_dir: str | None = None
+    train: str | None = None
+    val: str | None = None
+    test: str | None = None
+    data_format: str = "auto"
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float | None = None
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    loggers: list[str] = field(default_factory=list)
+    logger_params: dict[str, dict[str, str]] = field(default_factory=dict)
+    runs_dir: str = "runs"
+    progress: bool | None = None  # None: show bars when stderr is a terminal
+    top_k: int = 3
+    checkpoint_every: int = 0
+    patience: int = 0
+    threshold: float = 0.5
+    max_len: int | None = None
+    val_fraction: float = 0.1
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+    def check(self) -> "RunConfig":
+        if not self.plugin:
+            raise ConfigError("--plugin: required (see `qa plugins` for the installed model plugins)")
+        _positive_int("--epochs", self.epochs)
+        _positive_int("--batch-size", self.batch_size)
+        _non_negative_int("--top-k", self.top_k)
+        _non_negative_int("--checkpoint-every", self.checkpoint_every)
+        _non_negative_int("--patience", self.patience)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ConfigError(f"--seed: expected an integer, got {self.seed!r}")
+        if self.lr is not None:
+            if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
+                raise ConfigError(f"--lr: expected a positive number, got {self.lr!r}")
+            self.lr = float(self.lr)
+        if not isinstance(self.threshold, (int, float)) or not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"--threshold: expected a number between 0 and 1, got {self.threshold!r}")
+        if not isinstance(self.val_fraction, (int, float)) or not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction: expected a number between 0 and 1, got {self.val_fraction!r}")
+        if self.max_len is not None:
+            _positive_int("--max-len", self.max_len)
+            if self.max_len < 4:
+                raise ConfigError(f"--max-len: must be at least 4, got {self.max_len}")
+        if self.data_format not in ("auto", "jsonl", "babi"):
+            raise ConfigError(f"--format: expected auto, jsonl or babi, got {self.data_format!r}")
+        if self.data_dir and (self.train or self.val or self.test):
+            raise ConfigError("--data: give either --data DIR or --train/--val/--test files, not both")
+        if (self.train is None) != (self.test is None) and not self.data_dir:
+            raise ConfigError("--train/--test: give both (and optionally --val), or --data DIR")
+        if self.val and not self.train:
+            raise ConfigError("--val: needs --train and --test too")
+        return self
+
+    def public(self) -> dict[str, Any]:
+        """The config as JSON, secrets replaced: this is what config.json and trackers get."""
+        data = asdict(self)
+        data["logger_params"] = redact_logger_params(self.logger_params)
+        return data
+
+
+def redact_logger_params(logger_params: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    return {
+        tracker: {key: (REDACTED if _SECRET_KEY.search(key) else value) for key, value in options.items()}
+        for tracker, options in logger_params.items()
+    }
+
+
+def _positive_int(option: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{option}: expected a positive integer, got {value!r}")
+
+
+def _non_negative_int(option: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{option}: expected a non-negative integer, got {value!r}")
+
+
+CONFIG_KEYS = {f.name for f in fields(RunConfig)}
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a run.toml. Keys are RunConfig fields (``batch_size`` or ``batch-size``); a
+    ``[params]`` table holds hyperparameters and ``[logger_params.NAME]`` tracker options."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: config file is a directory") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: config: invalid TOML ({exc})") from None
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in CONFIG_KEYS:
+            raise ConfigError(f"{path}: {key}: unknown key (known: {', '.join(sorted(CONFIG_KEYS))})")
+        out[name] = value
+    if "params" in out and not isinstance(out["params"], dict):
+        raise ConfigError(f"{path}: params: expected a table")
+    return out
+
+
+def parse_key_values(option: str, items: list[str]) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a malformed item is a ConfigError."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option} {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def parse_logger_params(items: list[str]) -> dict[str, dict[str, str]]:
+    """``["neptune.mode=offline"]`` -> ``{"neptune": {"mode": "offline"}}``."""
+    out: dict[str, dict[str, str]] = {}
+    for key, value in parse_key_values("--logger-param", items).items():
+        tracker, dot, option = key.partition(".")
+        if not dot or not option:
+            raise ConfigError(f"--logger-param {key}={value}: expected TRACKER.KEY=VALUE")
+        out.setdefault(tracker, {})[option] = value
+    return out

@@ -1,0 +1,160 @@
+"""Word-level tokenizer, vocabulary and the one-time encoding of records into numpy arrays.
+
+Tokens are lower-case words and single punctuation marks. Ids 0, 1 and 2 are PAD, UNK and SEP.
+A record is encoded as ``story SEP question``; when that is longer than ``max_len`` the *start* of
+the story is dropped, keeping the question and the most recent sentences, which decide most
+answers. The vocabulary is built from the training split only and saved with the run and its
+checkpoints (its sha256 is checked when a checkpoint is loaded).
+
+Encoding is vectorised: all records are joined into one string, split by one regex pass, mapped to
+ids by one ``map`` over a dict, and scattered into the padded matrix by numpy index arithmetic. There
+is no Python loop per record beyond building the joined text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import DataError
+from ..types import EncodedSplit
+from .records import Example
+
+PAD, UNK, SEP = 0, 1, 2
+SPECIAL_TOKENS = ("<pad>", "<unk>", "<sep>")
+
+# Control characters mark the question and record boundaries inside the joined corpus; the
+# pattern's second branch (any single non-space, non-word character) matches them as tokens.
+_QUESTION_MARK = "\x00"
+_RECORD_MARK = "\x01"
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+_CONTROL = re.compile(r"[\x00\x01]")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word and punctuation tokens: ``"Is Mary here?"`` -> ``['is', 'mary', 'here', '?']``."""
+    return _TOKEN.findall(_CONTROL.sub(" ", text).lower())
+
+
+def _corpus_tokens(examples: Sequence[Example]) -> list[str]:
+    """Tokens of every record, story then question marker then question, records separated by a marker."""
+    text = _RECORD_MARK.join(
+        f"{_CONTROL.sub(' ', e.story)} {_QUESTION_MARK} {_CONTROL.sub(' ', e.question)}" for e in examples
+    )
+    return _TOKEN.findall(text.lower())
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    tokens: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", {token: i for i, token in enumerate(self.tokens)})
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @classmethod
+    def build(cls, examples: Sequence[Example], min_freq: int = 1) -> "Vocabulary":
+        """From the training records: most frequent first, ties alphabetical (deterministic)."""
+        counts = Counter(_corpus_tokens(examples))
+        counts.pop(_QUESTION_MARK, None)
+        counts.pop(_RECORD_MARK, None)
+        words = sorted((w for w, c in counts.items() if c >= min_freq and w not in SPECIAL_TOKENS), key=lambda w: (-counts[w], w))
+        return cls(SPECIAL_TOKENS + tuple(words))
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256("\n".join(self.tokens).encode("utf-8")).hexdigest()
+
+    def to_json(self) -> dict:
+        return {"format": 1, "specials": {"pad": PAD, "unk": UNK, "sep": SEP}, "sha256": self.sha256, "tokens": list(self.tokens)}
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "Vocabulary":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            vocab = cls(tuple(data["tokens"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError([f"{path}: vocabulary: cannot read ({exc})"]) from None
+        if vocab.tokens[: len(SPECIAL_TOKENS)] != SPECIAL_TOKENS or data.get("sha256", vocab.sha256) != vocab.sha256:
+            raise DataError([f"{path}: vocabulary: corrupt (special tokens or checksum do not match)"])
+        return vocab
+
+
+@dataclass(frozen=True)
+class EncodeStats:
+    records: int
+    truncated: int
+    longest: int
+
+
+def encode(
+    examples: Sequence[Example],
+    vocab: Vocabulary,
+    max_len: int,
+    name: str = "",
+    category_names: Sequence[str] | None = None,
+) -> tuple[EncodedSplit, EncodeStats]:
+    """Encode records once into padded int32 arrays (see the module docstring)."""
+    if max_len < 2:
+        raise ValueError(f"max_len must be at least 2, got {max_len}")
+    if category_names is None:
+        category_names = sorted({e.category for e in examples})
+    category_code = {cat: i for i, cat in enumerate(category_names)}
+    n = len(examples)
+
+    lookup = dict(vocab.index)
+    lookup[_QUESTION_MARK] = SEP
+    lookup[_RECORD_MARK] = -1
+    tokens = _corpus_tokens(examples)
+    ids = np.fromiter(map(lookup.get, tokens, repeat(UNK)), dtype=np.int32, count=len(tokens))
+
+    bounds = np.flatnonzero(ids == -1)
+    ends = np.append(bounds, ids.size)
+    starts = np.insert(bounds + 1, 0, 0)
+    lengths = ends - starts
+    kept = np.minimum(lengths, max_len)
+    first = ends - kept  # keep the last `kept` tokens: the question and the end of the story
+    rows = np.repeat(np.arange(n), kept)
+    cols = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
+    matrix = np.zeros((n, max_len), dtype=np.int32)
+    matrix[rows, cols] = ids[np.repeat(first, kept) + cols]
+
+    split = EncodedSplit(
+        name=name,
+        tokens=matrix,
+        lengths=kept.astype(np.int32),
+        labels=np.fromiter((e.answer for e in examples), dtype=np.float32, count=n),
+        categories=np.fromiter((category_code[e.category] for e in examples), dtype=np.int32, count=n),
+        noun_counts=np.fromiter((e.noun_count for e in examples), dtype=np.int32, count=n),
+        category_names=tuple(category_names),
+    )
+    stats = EncodeStats(n, int((lengths > max_len).sum()), int(lengths.max()) if n else 0)
+    return split, stats
+
+
+def sequence_lengths(examples: Sequence[Example]) -> np.ndarray:
+    """Encoded length of each record before truncation (story + SEP + question)."""
+    tokens = np.array([t == _RECORD_MARK for t in _corpus_tokens(examples)], dtype=bool)
+    bounds = np.flatnonzero(tokens)
+    ends = np.append(bounds, tokens.size)
+    starts = np.insert(bounds + 1, 0, 0)
+    return ends - starts

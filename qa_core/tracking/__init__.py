@@ -1,0 +1,1 @@
+"""Tracking: the broadcast to every active tracker, and the built-in local tracker."""
