@@ -1,0 +1,321 @@
+"""The ``qa`` command line (typer).
+
+Errors a user can fix (``QAError``) print one line, ``error: ...``, on stderr and exit 2 (a plugin
+failure exits 1); ``--traceback`` (or ``QA_TRACEBACK=1``) shows the full traceback instead. Plugins
+are loaded only by the commands that need them, so ``qa --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+
+from .errors import ConfigError, QAError
+
+app = typer.Typer(
+    help="Train and evaluate yes/no question-answering models on stories, across frameworks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+data_app = typer.Typer(help="Generate, inspect, split and convert datasets.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(data_app, name="data")
+
+TracebackOption = typer.Option(False, "--traceback", help="Show the full traceback on errors.")
+
+
+def cli_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One clear line and a non-zero exit code for every error; a traceback only when asked."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        show = kwargs.get("traceback") or os.environ.get("QA_TRACEBACK", "") not in ("", "0")
+        try:
+            return command(*args, **kwargs)
+        except QAError as exc:
+            if show:
+                raise
+            for number, line in enumerate(str(exc).splitlines() or [""]):
+                print(("error: " if number == 0 else "  ") + line, file=sys.stderr)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - an unexpected failure still gets one line
+            if show:
+                raise
+            print(f"error: unexpected {type(exc).__name__}: {exc} (run again with --traceback for details)", file=sys.stderr)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _csv_ints(option: str, text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{option}: expected comma-separated integers, got {text!r}") from None
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
+# -------------------------------------------------------------------------------------------------
+# qa run
+# -------------------------------------------------------------------------------------------------
+
+
+@app.command()
+@cli_errors
+def run(
+    plugin: Optional[str] = typer.Option(None, "--plugin", "-p", help="Model plugin to train (see `qa plugins`)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Directory with train/val/test files (JSONL or bAbI). Without any data option, a default dataset is generated."),
+    train: Optional[Path] = typer.Option(None, "--train", help="Training file (JSONL or bAbI)."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation file; if absent, a stratified slice of --train."),
+    test: Optional[Path] = typer.Option(None, "--test", help="Test file."),
+    data_format: Optional[str] = typer.Option(None, "--format", help="auto (default), jsonl or babi."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Number of epochs [default: 5]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size [default: 32]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (sets the plugin's lr parameter)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [default: 0]."),
+    param: List[str] = typer.Option([], "--param", help="Plugin hyperparameter KEY=VALUE (repeatable)."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="TOML file with run options; command-line options win."),
+    logger: List[str] = typer.Option([], "--logger", "-l", help="Extra tracker plugin (repeatable), e.g. neptune. Local files are always written."),
+    logger_param: List[str] = typer.Option([], "--logger-param", help="Tracker option TRACKER.KEY=VALUE (repeatable)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where run directories go [default: runs]."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k best epochs' checkpoints [default: 3]."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Also keep every N-th epoch's checkpoint."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Early stopping: stop after N epochs without a better validation accuracy."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Probability above which the answer is yes [default: 0.5]."),
+    max_len: Optional[int] = typer.Option(None, "--max-len", help="Encoded sequence length (default: the plugin's max_len)."),
+    tag: List[str] = typer.Option([], "--tag", help="Tag for the run (repeatable)."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars [default: when stderr is a terminal]."),
+    traceback: bool = TracebackOption,
+) -> None:
+    """Train a model plugin, keep its best checkpoints and score it on the test split."""
+    from .config import RunConfig, load_toml, parse_key_values, parse_logger_params
+    from .trainer import train as run_training
+
+    values: dict[str, Any] = load_toml(config_file) if config_file else {}
+    cli_values = {
+        "plugin": plugin,
+        "data_dir": str(data) if data else None,
+        "train": str(train) if train else None,
+        "val": str(val) if val else None,
+        "test": str(test) if test else None,
+        "data_format": data_format,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "runs_dir": str(runs_dir) if runs_dir else None,
+        "top_k": top_k,
+        "checkpoint_every": checkpoint_every,
+        "patience": patience,
+        "threshold": threshold,
+        "max_len": max_len,
+        "progress": progress,
+    }
+    values.update({key: value for key, value in cli_values.items() if value is not None})
+    values["params"] = {**values.get("params", {}), **parse_key_values("--param", param)}
+    values["loggers"] = [*values.get("loggers", []), *logger]
+    merged_logger_params = {k: dict(v) for k, v in values.get("logger_params", {}).items()}
+    for tracker, options in parse_logger_params(logger_param).items():
+        merged_logger_params.setdefault(tracker, {}).update(options)
+    values["logger_params"] = merged_logger_params
+    values["tags"] = [*values.get("tags", []), *tag]
+    run_training(RunConfig(**values))
+
+
+# -------------------------------------------------------------------------------------------------
+# qa evaluate
+# -------------------------------------------------------------------------------------------------
+
+
+@app.command()
+@cli_errors
+def evaluate(
+    target: Path = typer.Argument(..., help="A run directory (its best checkpoint is used) or a checkpoint file."),
+    data: Path = typer.Option(..., "--data", help="JSONL or bAbI file to score."),
+    data_format: str = typer.Option("auto", "--format", help="auto, jsonl or babi."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where eval files go [default: RUN_DIR/eval/<data file name>]."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b"),
+    threshold: float = typer.Option(0.5, "--threshold"),
+    vocab: Optional[Path] = typer.Option(None, "--vocab", help="Vocabulary file, when the checkpoint is outside its run directory."),
+    traceback: bool = TracebackOption,
+) -> None:
+    """Score a saved model on a data file: the results block, and eval/ files."""
+    from . import console
+    from .evaluation import evaluate_saved
+    from .plugins import load_plugins
+
+    report, out_dir, meta = evaluate_saved(target, data, load_plugins(), out, batch_size, threshold, data_format, vocab)
+    console.say(f"model: {meta['plugin']} {meta.get('plugin_version', '?')}, epoch {meta.get('epoch', '?')} of run {meta.get('run_id', '?')}")
+    console.say(console.results_block(report))
+    console.say(f"eval files: {out_dir}")
+
+
+# -------------------------------------------------------------------------------------------------
+# qa plugins
+# -------------------------------------------------------------------------------------------------
+
+
+@app.command()
+@cli_errors
+def plugins(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    traceback: bool = TracebackOption,
+) -> None:
+    """List installed plugins: name, kind, distribution, version, hooks, parameters and load errors."""
+    from .plugins import PluginManager
+
+    manager = PluginManager()
+    manager.load_builtins()
+    # Load errors are shown in the listing itself, not as warning lines.
+    import contextlib
+    import io
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        manager.load_entrypoints(strict=False)
+    records = [record.to_json() for record in manager.records.values()]
+    if as_json:
+        print(json.dumps(records, indent=2, default=str))
+        return
+    for record in records:
+        origin = "built-in" if record["builtin"] else record["distribution"]
+        if record["error"]:
+            print(f"{record['name']}  (not loaded)  {origin} {record['version']}\n    error: {record['error']}")
+            continue
+        print(f"{record['name']}  [{record['kind']}]  {origin} {record['version']}" + (f"  framework={record['framework']}" if record["framework"] else ""))
+        if record["description"]:
+            print(f"    {record['description']}")
+        print(f"    hooks: {', '.join(record['hooks'])}")
+        for p in record["params"]:
+            extra = f" choices={p['choices']}" if "choices" in p else ""
+            print(f"    --param {p['name']}={p['default']!r}  ({p['type']}{extra})  {p['help']}")
+
+
+# -------------------------------------------------------------------------------------------------
+# qa data ...
+# -------------------------------------------------------------------------------------------------
+
+
+@data_app.command("generate")
+@cli_errors
+def data_generate(
+    out: Path = typer.Option(..., "--out", help="Directory to write train.jsonl, val.jsonl and test.jsonl into."),
+    train: int = typer.Option(4500, "--train", help="Training records (total over all cells)."),
+    val: int = typer.Option(900, "--val", help="Validation records."),
+    test: int = typer.Option(900, "--test", help="Test records."),
+    categories: Optional[str] = typer.Option(None, "--categories", help="Comma-separated categories [default: simple,dense,superdense]."),
+    noun_counts: Optional[str] = typer.Option(None, "--noun-counts", help="Comma-separated noun counts [default: 8,15,30]."),
+    seed: int = typer.Option(0, "--seed"),
+    per_cell: bool = typer.Option(False, "--per-cell", help="Sizes are records per category x noun-count cell (stratified sets)."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress"),
+    traceback: bool = TracebackOption,
+) -> None:
+    """Generate stories with exact yes/no labels from a simulated world."""
+    from tqdm import tqdm
+
+    from . import console
+    from .data.generator import CATEGORIES, DEFAULT_NOUN_COUNTS, generate_splits
+    from .data.records import write_jsonl
+
+    sizes = {name: size for name, size in (("train", train), ("val", val), ("test", test)) if size > 0}
+    if not sizes:
+        raise ConfigError("--train/--val/--test: at least one split must have records")
+    cats = _csv(categories) or list(CATEGORIES)
+    nouns = _csv_ints("--noun-counts", noun_counts) or list(DEFAULT_NOUN_COUNTS)
+    total = sum(sizes.values()) * (len(cats) * len(nouns) if per_cell else 1)
+    with tqdm(total=total, unit="story", desc="generating", disable=(not progress) if progress is not None else None) as bar:
+        splits = generate_splits(sizes, categories=cats, noun_counts=nouns, seed=seed, per_cell=per_cell, progress=bar.update)
+    for name, examples in splits.items():
+        write_jsonl(out / f"{name}.jsonl", examples)
+        console.say(f"wrote {len(examples)} records to {out / (name + '.jsonl')}")
+
+
+@data_app.command("stats")
+@cli_errors
+def data_stats(
+    files: List[Path] = typer.Argument(..., help="JSONL or bAbI files."),
+    data_format: str = typer.Option("auto", "--format"),
+    traceback: bool = TracebackOption,
+) -> None:
+    """Counts per category x noun-count cell and the yes/no balance."""
+    from .data.generator import cell_stats
+    from .data.loading import read_examples
+
+    for path in files:
+        examples = read_examples(path, data_format)
+        rows = cell_stats(examples)
+        print(f"{path}: {len(examples)} records")
+        print(f"  {'category':<20} {'nouns':>5} {'count':>7} {'yes':>6} {'no':>6} {'yes%':>6}")
+        for row in rows:
+            share = row["yes"] / row["count"] if row["count"] else 0.0
+            print(f"  {row['category']:<20} {row['noun_count']:>5} {row['count']:>7} {row['yes']:>6} {row['no']:>6} {share:>6.1%}")
+        yes = sum(e.answer for e in examples)
+        print(f"  {'all':<20} {'':>5} {len(examples):>7} {yes:>6} {len(examples) - yes:>6} {yes / max(1, len(examples)):>6.1%}")
+
+
+@data_app.command("import-babi")
+@cli_errors
+def data_import_babi(
+    files: List[Path] = typer.Argument(..., help="bAbI task files (yes/no tasks 6, 17, 18)."),
+    out: Path = typer.Option(..., "--out", help="JSONL file to write."),
+    category: Optional[str] = typer.Option(None, "--category", help="Category for every record [default: the task name]."),
+    traceback: bool = TracebackOption,
+) -> None:
+    """Convert bAbI task files to JSONL records."""
+    from .data.babi import read_babi
+    from .data.records import write_jsonl
+
+    examples = []
+    for path in files:
+        examples += read_babi(path, category)
+    count = write_jsonl(out, examples)
+    print(f"wrote {count} records to {out}")
+
+
+@data_app.command("split")
+@cli_errors
+def data_split(
+    file: Path = typer.Argument(..., help="JSONL or bAbI file to split."),
+    out: Path = typer.Option(..., "--out", help="Directory for the two parts."),
+    fraction: float = typer.Option(0.2, "--fraction", help="Share of every cell that goes to the held-out part."),
+    names: str = typer.Option("train,val", "--names", help="File names (without .jsonl) of the two parts."),
+    seed: int = typer.Option(0, "--seed"),
+    data_format: str = typer.Option("auto", "--format"),
+    traceback: bool = TracebackOption,
+) -> None:
+    """Split a file in two, stratified by category x noun count x answer."""
+    from .data.loading import read_examples
+    from .data.records import write_jsonl
+    from .data.splits import stratified_split
+
+    parts = _csv(names) or []
+    if len(parts) != 2:
+        raise ConfigError(f"--names: expected two comma-separated names, got {names!r}")
+    rest, held = stratified_split(read_examples(file, data_format), fraction, seed)
+    for name, examples in zip(parts, (rest, held)):
+        write_jsonl(out / f"{name}.jsonl", examples)
+        print(f"wrote {len(examples)} records to {out / (name + '.jsonl')}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

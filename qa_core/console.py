@@ -1,0 +1,63 @@
+"""What a run prints: the plugins line, one line per epoch, the final results block.
+
+Everything goes through :func:`say`, which uses ``tqdm.write`` so lines never tear a progress bar.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterable, TextIO
+
+from tqdm import tqdm
+
+from .metrics import MetricsReport
+
+RULE = "=" * 48
+THIN_RULE = "-" * 48
+
+
+def say(line: str = "", file: TextIO | None = None) -> None:
+    tqdm.write(line, file=file or sys.stdout)
+
+
+def warn(line: str) -> None:
+    tqdm.write(line, file=sys.stderr)
+
+
+def plugins_line(model: tuple[str, str], trackers: Iterable[tuple[str, str]]) -> str:
+    name, version = model
+    tracked = ", ".join(f"{n} {v}" for n, v in trackers)
+    return f"plugins: model {name} {version}; trackers {tracked}"
+
+
+def epoch_line(
+    epoch: int,
+    epochs: int,
+    train_loss: float,
+    train_accuracy: float,
+    val: MetricsReport,
+    seconds: float,
+    is_best: bool,
+    top_rank: int | None,
+) -> str:
+    marks = []
+    if is_best:
+        marks.append("* new best")
+    if top_rank is not None:
+        marks.append(f"top-{top_rank}")
+    width = len(str(epochs))
+    return (
+        f"epoch {epoch:>{width}}/{epochs}  train loss {train_loss:.4f} acc {train_accuracy:.4f}  |  "
+        f"val loss {val.loss:.4f} acc {val.accuracy:.4f}  ({seconds:.1f}s)"
+        + (f"  [{', '.join(marks)}]" if marks else "")
+    )
+
+
+def results_block(report: MetricsReport, title: str = "EVALUATION RESULTS BY CATEGORY") -> str:
+    lines = [RULE, f"{title}:"]
+    for (category, nouns), group in report.by_group.items():
+        lines.append(f"  - {category}/noun_{nouns}: Accuracy={group.accuracy:.4f} (from {group.count} samples)")
+    lines.append(RULE)
+    lines.append(f"Overall accuracy: {report.accuracy:.4f}")
+    lines.append(f"Loss: {report.loss:.4f}")
+    return "\n".join(lines)

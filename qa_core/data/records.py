@@ -1,0 +1,173 @@
+"""Records: the one shape every reader produces and every consumer reads.
+
+An :class:`Example` is one story, one yes/no question about it and the answer, tagged with the two
+difficulty axes: its category and its noun count. JSONL is the native file format, one record per
+line::
+
+    {"id": "s1", "story": "Mary went to the kitchen.", "question": "Is Mary in the kitchen?",
+     "answer": "yes", "category": "simple", "noun_count": 2}
+
+Reading validates every line and reports *all* bad records at once, each as
+``file:line: field: problem``, through :class:`~qa_core.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import DataError
+from .nouns import count_nouns
+
+ANSWER_WORDS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
+DEFAULT_CATEGORY = "unknown"
+FIELDS = ("id", "story", "question", "answer", "category", "noun_count")
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    id: str
+    story: str
+    question: str
+    answer: bool
+    category: str = DEFAULT_CATEGORY
+    noun_count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["answer"] = "yes" if self.answer else "no"
+        return record
+
+
+def parse_answer(value: Any) -> bool:
+    """yes/no/true/false/1/0 in any case, JSON booleans and the integers 0 and 1."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ANSWER_WORDS:
+        return ANSWER_WORDS[value.strip().lower()]
+    raise ValueError(f"expected yes/no/true/false/1/0, got {value!r}")
+
+
+def example_from_dict(obj: Any, where: str, problems: list[str]) -> Example | None:
+    """Validate one decoded JSON value; append ``where: field: problem`` lines on failure."""
+    if not isinstance(obj, dict):
+        problems.append(f"{where}: record: expected a JSON object, got {type(obj).__name__}")
+        return None
+    bad = len(problems)
+    for name in ("story", "question"):
+        value = obj.get(name)
+        if value is None:
+            problems.append(f"{where}: {name}: missing")
+        elif not isinstance(value, str):
+            problems.append(f"{where}: {name}: expected a string, got {type(value).__name__}")
+        elif not value.strip():
+            problems.append(f"{where}: {name}: empty")
+    answer = None
+    if "answer" not in obj:
+        problems.append(f"{where}: answer: missing")
+    else:
+        try:
+            answer = parse_answer(obj["answer"])
+        except ValueError as exc:
+            problems.append(f"{where}: answer: {exc}")
+    record_id = obj.get("id")
+    if record_id is not None and not isinstance(record_id, (str, int)) or isinstance(record_id, bool):
+        problems.append(f"{where}: id: expected a string or an integer, got {type(record_id).__name__}")
+    category = obj.get("category", DEFAULT_CATEGORY)
+    if category is None:
+        category = DEFAULT_CATEGORY
+    if not isinstance(category, str) or not category.strip():
+        problems.append(f"{where}: category: expected a non-empty string, got {category!r}")
+    noun_count = obj.get("noun_count")
+    if noun_count is not None and (
+        isinstance(noun_count, bool) or not isinstance(noun_count, int) or noun_count < 0
+    ):
+        problems.append(f"{where}: noun_count: expected a non-negative integer, got {noun_count!r}")
+    unknown = sorted(set(obj) - set(FIELDS))
+    if unknown:
+        problems.append(f"{where}: {unknown[0]}: unknown field (expected {', '.join(FIELDS)})")
+    if len(problems) > bad:
+        return None
+    story = obj["story"]
+    return Example(
+        id=str(record_id) if record_id is not None else "",
+        story=story,
+        question=obj["question"],
+        answer=answer,  # type: ignore[arg-type]
+        category=category.strip(),
+        noun_count=count_nouns(story) if noun_count is None else noun_count,
+    )
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[Example]:
+    """Read and validate a JSONL file. Raises DataError listing every bad line."""
+    path = Path(path)
+    raw = _read_bytes(path)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError([f"{path}:{line}: file: not UTF-8 text (byte 0x{raw[exc.start]:02x})"]) from None
+    problems: list[str] = []
+    examples: list[Example] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{where}: json: {exc.msg} at column {exc.colno}")
+            continue
+        example = example_from_dict(obj, where, problems)
+        if example is not None:
+            if not example.id:
+                example = _with_id(example, f"{path.stem}-{number}")
+            examples.append(example)
+    if not examples and not problems:
+        problems.append(f"{path}:1: file: no records")
+    check_unique_ids(examples, path, problems)
+    if problems:
+        raise DataError(problems)
+    return examples
+
+
+def _with_id(example: Example, record_id: str) -> Example:
+    return Example(record_id, example.story, example.question, example.answer, example.category, example.noun_count)
+
+
+def check_unique_ids(examples: Iterable[Example], path: Path, problems: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for index, example in enumerate(examples):
+        if example.id in seen:
+            problems.append(f"{path}: id: duplicate id {example.id!r} (records {seen[example.id] + 1} and {index + 1})")
+        else:
+            seen[example.id] = index
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise DataError([f"{path}: file: not found"])
+    if path.is_dir():
+        raise DataError([f"{path}: file: is a directory, expected a file"])
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError([f"{path}: file: cannot read ({exc.strerror})"]) from None
+
+
+def write_jsonl(path: str | os.PathLike[str], examples: Iterable[Example]) -> int:
+    """Write records as JSONL atomically (temporary file, then rename). Returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(example.to_json(), ensure_ascii=False) for example in examples]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write("\n".join(lines) + ("\n" if lines else ""))
+    os.replace(tmp, path)
+    return len(lines)

@@ -1,0 +1,188 @@
+"""Scoring a split and writing what a researcher reads: the eval/ directory.
+
+    eval/metrics.json          every metric, overall and per category / noun count / cell
+    eval/groups.csv            one row per category x noun-count cell (and per category, per noun count)
+    eval/confusion_matrix.json TN FP FN TP overall and per cell
+    eval/misclassified.jsonl   each wrong prediction: story, question, truth, probability, cell
+    eval/errors.json           the cells with the most errors, with their FP / FN split
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .data.records import Example
+from .metrics import GroupMetrics, MetricsReport
+from .tracking.local import write_json
+
+EVAL_FILES = ("metrics.json", "groups.csv", "confusion_matrix.json", "misclassified.jsonl", "errors.json")
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def group_rows(report: MetricsReport) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def add(level: str, category: str, nouns: str, group: GroupMetrics) -> None:
+        rows.append({"level": level, "category": category, "noun_count": nouns, **group.to_json()})
+
+    add("overall", "", "", report.overall)
+    for category, group in report.by_category.items():
+        add("category", category, "", group)
+    for nouns, group in report.by_noun_count.items():
+        add("noun_count", "", str(nouns), group)
+    for (category, nouns), group in report.by_group.items():
+        add("cell", category, str(nouns), group)
+    return rows
+
+
+def error_summary(report: MetricsReport, top: int = 10) -> dict[str, Any]:
+    cells = sorted(report.by_group.items(), key=lambda item: (-item[1].errors, item[0]))
+    return {
+        "total_errors": report.overall.errors,
+        "false_positives": report.overall.fp,
+        "false_negatives": report.overall.fn,
+        "worst_cells": [
+            {
+                "category": category,
+                "noun_count": nouns,
+                "errors": group.errors,
+                "false_positives": group.fp,
+                "false_negatives": group.fn,
+                "count": group.count,
+                "accuracy": group.accuracy,
+            }
+            for (category, nouns), group in cells[:top]
+            if group.errors > 0
+        ],
+    }
+
+
+def write_eval(directory: Path, report: MetricsReport, examples: Sequence[Example], probs: np.ndarray) -> list[Path]:
+    """Write the eval/ files for one scored split; returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / "metrics.json", report.to_json())
+
+    rows = group_rows(report)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_text(directory / "groups.csv", buffer.getvalue())
+
+    overall = report.overall
+    write_json(
+        directory / "confusion_matrix.json",
+        {
+            "labels": ["no", "yes"],
+            "matrix": [[overall.tn, overall.fp], [overall.fn, overall.tp]],
+            "threshold": report.threshold,
+            "by_group": {
+                f"{cat}/noun_{n}": [[g.tn, g.fp], [g.fn, g.tp]] for (cat, n), g in report.by_group.items()
+            },
+        },
+    )
+
+    lines = []
+    for index in report.misclassified.tolist():
+        example = examples[index]
+        lines.append(
+            json.dumps(
+                {
+                    "id": example.id,
+                    "story": example.story,
+                    "question": example.question,
+                    "answer": "yes" if example.answer else "no",
+                    "probability": round(float(probs[index]), 6),
+                    "category": example.category,
+                    "noun_count": example.noun_count,
+                },
+                ensure_ascii=False,
+            )
+        )
+    _write_text(directory / "misclassified.jsonl", "".join(line + "\n" for line in lines))
+    write_json(directory / "errors.json", error_summary(report))
+    return [directory / name for name in EVAL_FILES]
+
+
+# -------------------------------------------------------------------------------------------------
+# qa evaluate: score a saved model on a data file
+# -------------------------------------------------------------------------------------------------
+
+
+def find_checkpoint(target: Path, suffixes: Sequence[str]) -> tuple[Path, Path | None]:
+    """``RUN_DIR`` -> its best checkpoint; a checkpoint file -> itself. Returns (file, run_dir)."""
+    from .errors import CheckpointError
+
+    if target.is_dir():
+        directory = target / "checkpoints" if (target / "checkpoints").is_dir() else target
+        for suffix in suffixes:
+            for name in (f"best{suffix}", f"last{suffix}"):
+                if (directory / name).is_file():
+                    run_dir = directory.parent if directory.name == "checkpoints" else None
+                    return directory / name, run_dir
+        raise CheckpointError(f"{target}: no best or last checkpoint of an installed model plugin inside")
+    if not target.exists():
+        raise CheckpointError(f"{target}: no such run directory or checkpoint")
+    run_dir = target.parent.parent if target.parent.name == "checkpoints" else None
+    return target, run_dir
+
+
+def evaluate_saved(
+    target: Path,
+    data_file: Path,
+    pm: Any,
+    out_dir: Path | None = None,
+    batch_size: int = 64,
+    threshold: float = 0.5,
+    data_format: str = "auto",
+    vocab_file: Path | None = None,
+) -> tuple[MetricsReport, Path, dict[str, Any]]:
+    """Score the model at ``target`` on ``data_file``; write eval files. Returns (report, eval dir, meta)."""
+    from . import metrics
+    from .checkpoints import meta_path, read_meta
+    from .data.loading import read_examples
+    from .data.tokenizer import Vocabulary, encode
+    from .errors import CheckpointError
+    from .types import ModelSpec
+
+    suffixes = [r.info.checkpoint_suffix for r in pm.loaded("model") if r.info and r.info.checkpoint_suffix]
+    checkpoint, run_dir = find_checkpoint(target, suffixes)
+    suffix = next((s for s in suffixes if checkpoint.name.endswith(s) and meta_path(checkpoint, s).is_file()), None)
+    meta = read_meta(checkpoint, suffix)
+    model_plugin = pm.model(meta["plugin"])
+    if suffix is not None and suffix != model_plugin.info.checkpoint_suffix:
+        raise CheckpointError(f"{checkpoint}: file type does not belong to plugin '{model_plugin.name}'")
+
+    vocab_path = vocab_file or ((run_dir / "vocab.json") if run_dir else checkpoint.parent / "vocab.json")
+    if not vocab_path.is_file():
+        raise CheckpointError(f"{checkpoint}: its vocabulary {vocab_path} is missing (give --vocab FILE)")
+    vocab = Vocabulary.load(vocab_path)
+    if vocab.sha256 != meta.get("vocab_sha256"):
+        raise CheckpointError(f"{checkpoint}: vocabulary {vocab_path} does not match the one the model was trained with")
+
+    examples = read_examples(data_file, data_format)
+    known = list(meta.get("category_names") or [])
+    categories = tuple(known + sorted({e.category for e in examples} - set(known)))
+    split, stats = encode(examples, vocab, int(meta["max_len"]), "eval", categories)
+    params = model_plugin.resolve_params(meta.get("params", {}))
+    spec = ModelSpec(model_plugin.name, params, len(vocab), int(meta["max_len"]), int(meta.get("seed", 0)), vocab_hash=vocab.sha256)
+    model = model_plugin.load(checkpoint, spec, meta)
+    probs = np.asarray(model_plugin.evaluate(model, split, batch_size), dtype=np.float32).reshape(-1)
+    report = metrics.compute_for_split(split, probs, threshold)
+    if out_dir is None:
+        base = run_dir if run_dir is not None else checkpoint.parent
+        out_dir = base / "eval" / Path(data_file).stem
+    write_eval(out_dir, report, examples, probs)
+    return report, out_dir, meta
