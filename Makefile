@@ -1,0 +1,44 @@
+# Set-up and common jobs. `make run` and `make test` work on a fresh machine: they create .venv,
+# install qa-core, the example plugin and the framework plugins, then do their job.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip --disable-pip-version-check
+# The PyTorch build to install. 2.13.0 is the CPU build this project's machines have on disk;
+# elsewhere choose your own (e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124").
+TORCH_SPEC ?= torch==2.13.0
+TF_SPEC    ?= tensorflow-cpu>=2.16
+PLUGINS := plugins/qa_transformer_torch plugins/qa_lstm_tf plugins/qa_neptune
+STAMP   := $(VENV)/.qa-installed
+
+.PHONY: setup run test test-core bench bench-quick clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml examples/qa_bow_numpy/pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# Frameworks first, pinned by the variables above, so no plugin pulls a different build.
+	$(PIP) install -q "$(TORCH_SPEC)" "$(TF_SPEC)"
+	$(PIP) install -q -e ".[test]" -e examples/qa_bow_numpy $(addprefix -e ,$(PLUGINS))
+	touch $(STAMP)
+
+# The main job on embedded defaults: generated data, local files, no account or server.
+run: setup
+	$(VENV)/bin/qa run --plugin transformer
+
+test: setup
+	$(PY) -m pytest
+
+# Core tests only: no torch or TensorFlow needed.
+test-core: setup
+	$(PY) -m pytest tests
+
+bench: setup
+	$(PY) -m benchmarks --out bench-out
+
+bench-quick: setup
+	$(PY) -m benchmarks --quick --out bench-out
+
+clean:
+	rm -rf $(VENV) runs bench-out .pytest_cache

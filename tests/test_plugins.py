@@ -1,0 +1,220 @@
+"""Discovery, selection and fault isolation, through real entry points and the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# A model plugin that writes a marker file from every hook it sees, so a test can prove which
+# plugin's hooks ran. It delegates the real work to the bow example plugin.
+SPY_MODEL = """
+from pathlib import Path
+import os
+from qa_core import hookimpl
+import qa_bow_numpy.plugin as bow
+
+MARKS = Path(os.environ["SPY_MARKS"])
+
+def mark(hook):
+    with open(MARKS, "a") as handle:
+        handle.write(hook + "\\n")
+
+@hookimpl
+def qa_describe():
+    return bow.qa_describe()
+
+@hookimpl
+def qa_build(spec):
+    mark("qa_build")
+    return bow.qa_build(spec)
+
+@hookimpl
+def qa_train_step(model, batch):
+    mark("qa_train_step")
+    return bow.qa_train_step(model, batch)
+
+@hookimpl
+def qa_evaluate(model, data, batch_size):
+    mark("qa_evaluate")
+    return bow.qa_evaluate(model, data, batch_size)
+
+@hookimpl
+def qa_save_checkpoint(model, path, spec, meta):
+    mark("qa_save_checkpoint")
+    return bow.qa_save_checkpoint(model, path, spec, meta)
+
+@hookimpl
+def qa_load_checkpoint(path, spec, meta):
+    mark("qa_load_checkpoint")
+    return bow.qa_load_checkpoint(path, spec, meta)
+"""
+
+SPY_TRACKER = """
+import json, os
+from qa_core import hookimpl, PluginInfo
+
+def record(*item):
+    with open(os.environ["SPY_TRACKER_LOG"], "a") as handle:
+        handle.write(json.dumps(item, default=str) + "\\n")
+
+@hookimpl
+def qa_describe():
+    return PluginInfo(kind="tracker", description="records every call")
+
+@hookimpl
+def qa_log_run_start(run):
+    record("start", run.run_id)
+
+@hookimpl
+def qa_log_metrics(run, metrics, step):
+    record("metrics", step, sorted(metrics))
+
+@hookimpl
+def qa_log_run_end(run, status, summary):
+    record("end", status)
+"""
+
+RAISING_TRACKER = """
+from qa_core import hookimpl, PluginInfo
+
+@hookimpl
+def qa_describe():
+    return PluginInfo(kind="tracker", description="fails on every metrics call")
+
+@hookimpl
+def qa_log_metrics(run, metrics, step):
+    raise ConnectionError("tracker server went away")
+"""
+
+
+def _bow_args(data: Path, runs: Path, *extra: str) -> list[str]:
+    return ["run", "--plugin", "bow", "--data", str(data), "--runs-dir", str(runs), "--epochs", "2", "--no-progress", *extra]
+
+
+def test_plugins_lists_installed_plugins_with_versions_and_hooks(qa):
+    result = qa("plugins", "--json")
+    assert result.code == 0, result.err
+    records = {r["name"]: r for r in json.loads(result.out)}
+    bow = records["bow"]
+    assert bow["kind"] == "model" and bow["distribution"] == "qa-bow-numpy" and bow["version"] == "0.1.0"
+    assert {"qa_build", "qa_train_step", "qa_evaluate", "qa_save_checkpoint", "qa_load_checkpoint"} <= set(bow["hooks"])
+    assert [p["name"] for p in bow["params"]] == ["lr", "l2", "binary"]
+    assert records["local"]["kind"] == "tracker" and records["local"]["builtin"]
+    text = qa("plugins")
+    assert "bow  [model]  qa-bow-numpy 0.1.0" in text.out
+
+
+def test_broken_plugin_gives_one_line_and_everything_else_works(qa, plugin_site, tiny_data, tmp_path):
+    plugin_site.add("qa-broken", "9.9.1", "qa_broken", "raise ImportError('needs a library that is not installed')\n")
+    result = qa(*_bow_args(tiny_data, tmp_path / "runs"), env=plugin_site.env)
+    assert result.code == 0, result.err
+    lines = [line for line in result.err.splitlines() if "qa_broken" in line]
+    assert lines == ["qa: plugin 'qa_broken' (qa-broken 9.9.1) not loaded: ImportError: needs a library that is not installed"]
+    listing = json.loads(qa("plugins", "--json", env=plugin_site.env).out)
+    broken = next(r for r in listing if r["name"] == "qa_broken")
+    assert broken["error"].startswith("ImportError") and broken["version"] == "9.9.1"
+    assert any(r["name"] == "bow" and r["error"] is None for r in listing)
+
+
+def test_strict_plugins_turns_a_broken_plugin_into_a_failure(qa, plugin_site, tiny_data, tmp_path):
+    plugin_site.add("qa-broken", "1.0", "qa_broken", "raise ImportError('missing dependency')\n")
+    result = qa(*_bow_args(tiny_data, tmp_path / "runs"), env={**plugin_site.env, "QA_STRICT_PLUGINS": "1"})
+    assert result.code == 2
+    assert "QA_STRICT_PLUGINS" in result.err and "Traceback" not in result.err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_misspelt_hook_fails_loudly(qa, plugin_site):
+    source = "from qa_core import hookimpl\n\n@hookimpl\ndef qa_biuld(spec):\n    return None\n"
+    plugin_site.add("qa-typo", "0.2", "qa_typo", source)
+    result = qa("plugins", env=plugin_site.env)
+    assert "unknown hook qa_biuld (did you mean qa_build?)" in result.out
+    run = qa("run", "--plugin", "qa_typo", env=plugin_site.env)
+    assert run.code == 2
+    assert "qa_typo" in run.err and "unknown hook qa_biuld" in run.err
+
+
+def test_hook_with_arguments_the_spec_lacks_is_refused(qa, plugin_site):
+    source = "from qa_core import hookimpl\n\n@hookimpl\ndef qa_evaluate(model, data, batch_size, temperature):\n    return None\n"
+    plugin_site.add("qa-badargs", "0.1", "qa_badargs", source)
+    listing = json.loads(qa("plugins", "--json", env=plugin_site.env).out)
+    bad = next(r for r in listing if r["name"] == "qa_badargs")
+    assert "temperature" in bad["error"]
+
+
+def test_exception_in_a_hook_names_the_plugin_and_the_hook(qa, plugin_site, tiny_data, tmp_path):
+    source = SPY_MODEL.replace('    mark("qa_build")\n', '    raise RuntimeError("out of memory while building")\n')
+    plugin_site.add("qa-raiser", "0.1", "qa_raiser", source)
+    result = qa(
+        "run", "--plugin", "qa_raiser", "--data", str(tiny_data), "--runs-dir", str(tmp_path / "runs"), "--no-progress",
+        env={**plugin_site.env, "SPY_MARKS": str(tmp_path / "marks")},
+    )
+    assert result.code == 1
+    assert "error: plugin 'qa_raiser' failed in qa_build: RuntimeError: out of memory while building" in result.err
+    assert "Traceback" not in result.err
+    with_traceback = qa(
+        "run", "--plugin", "qa_raiser", "--data", str(tiny_data), "--runs-dir", str(tmp_path / "runs"), "--no-progress", "--traceback",
+        env={**plugin_site.env, "SPY_MARKS": str(tmp_path / "marks")},
+    )
+    assert "Traceback" in with_traceback.err
+
+
+def test_selecting_a_model_plugin_never_calls_another(qa, plugin_site, tiny_data, tmp_path):
+    plugin_site.add("qa-spy", "0.1", "qa_spy", SPY_MODEL)
+    marks = tmp_path / "marks"
+    env = {**plugin_site.env, "SPY_MARKS": str(marks)}
+    result = qa(*_bow_args(tiny_data, tmp_path / "runs"), env=env)
+    assert result.code == 0, result.err
+    assert not marks.exists(), "the spy plugin's hooks ran although --plugin bow was selected"
+    result = qa("run", "--plugin", "qa_spy", "--data", str(tiny_data), "--runs-dir", str(tmp_path / "runs"), "--epochs", "1", "--no-progress", env=env)
+    assert result.code == 0, result.err
+    seen = set(marks.read_text().split())
+    assert {"qa_build", "qa_train_step", "qa_evaluate", "qa_save_checkpoint", "qa_load_checkpoint"} == seen
+
+
+def test_load_and_disable_plugins_by_name(qa, plugin_site):
+    plugin_site.add("qa-spy", "0.1", "qa_spy", SPY_MODEL)
+    names = lambda env: {r["name"] for r in json.loads(qa("plugins", "--json", env={**plugin_site.env, **env}).out)}  # noqa: E731
+    assert {"bow", "qa_spy"} <= names({})
+    assert names({"QA_LOAD_PLUGINS": "qa_spy"}) == {"local", "qa_spy"}
+    assert names({"QA_LOAD_PLUGINS": ""}) == {"local"}
+    assert "qa_spy" not in names({"QA_DISABLE_PLUGINS": "qa_spy"})
+
+
+def test_unknown_plugin_lists_the_installed_ones(qa):
+    result = qa("run", "--plugin", "nosuch")
+    assert result.code == 2
+    assert result.err.startswith("error: --plugin nosuch: no such model plugin; installed: ")
+    assert "bow" in result.err and "Traceback" not in result.err
+
+
+def test_unknown_param_lists_the_plugins_parameters(qa, tmp_path):
+    result = qa("run", "--plugin", "bow", "--param", "depth=3", "--runs-dir", str(tmp_path))
+    assert result.code == 2
+    assert "--param depth: unknown parameter for plugin 'bow'; its parameters: lr, l2, binary" in result.err
+    bad_value = qa("run", "--plugin", "bow", "--param", "lr=-1", "--runs-dir", str(tmp_path))
+    assert bad_value.code == 2 and "--param lr: must be >= 1e-06" in bad_value.err
+    assert not any(tmp_path.iterdir()), "nothing may be written before the parameters are valid"
+
+
+def test_trackers_receive_every_call_and_a_failing_one_is_switched_off(qa, plugin_site, tiny_data, tmp_path):
+    plugin_site.add("qa-spytracker", "0.1", "spytracker", SPY_TRACKER)
+    plugin_site.add("qa-flaky", "0.1", "flaky", RAISING_TRACKER)
+    log = tmp_path / "tracker.log"
+    result = qa(*_bow_args(tiny_data, tmp_path / "runs", "--logger", "spytracker", "--logger", "flaky"), env={**plugin_site.env, "SPY_TRACKER_LOG": str(log)})
+    assert result.code == 0, result.err
+    warnings = [line for line in result.err.splitlines() if "flaky" in line]
+    assert len(warnings) == 1 and "failed in qa_log_metrics (ConnectionError: tracker server went away); switched off" in warnings[0]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c[0] for c in calls] == ["start", "metrics", "metrics", "end"]
+    assert calls[-1] == ["end", "finished"]
+    run_dir = next(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("_"))
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and sorted(json.loads(lines[0])) == sorted(["epoch", *calls[1][2]])
+    assert "plugins: model bow 0.1.0; trackers local 0.1.0, spytracker 0.1, flaky 0.1" in result.out
+
+
+def test_unknown_logger_is_refused_before_any_work(qa, tmp_path):
+    result = qa("run", "--plugin", "bow", "--logger", "wandb", "--runs-dir", str(tmp_path))
+    assert result.code == 2 and "--logger wandb: no such tracker plugin" in result.err
+    assert not any(tmp_path.iterdir())

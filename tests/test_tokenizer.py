@@ -1,0 +1,69 @@
+"""Tokenizer, vocabulary and the one-time numpy encoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa_core.data.records import Example
+from qa_core.data.tokenizer import PAD, SEP, UNK, Vocabulary, encode, tokenize
+
+
+def ex(story, question, answer=True, category="simple", nouns=2, id="x"):
+    return Example(id, story, question, answer, category, nouns)
+
+
+def test_tokenize_lowercases_and_splits_punctuation():
+    assert tokenize("Mary went to the Kitchen. Is Mary there?") == ["mary", "went", "to", "the", "kitchen", ".", "is", "mary", "there", "?"]
+
+
+def test_vocabulary_comes_from_training_records_only_and_round_trips(tmp_path):
+    train = [ex("Mary went to the kitchen.", "Is Mary in the kitchen?"), ex("John took the apple.", "Does John have the apple?")]
+    vocab = Vocabulary.build(train)
+    assert vocab.tokens[:3] == ("<pad>", "<unk>", "<sep>")
+    assert "garden" not in vocab.index
+    assert vocab.tokens[3] == "the"  # most frequent first
+    path = vocab.save(tmp_path / "vocab.json")
+    again = Vocabulary.load(path)
+    assert again == vocab and again.sha256 == vocab.sha256
+
+
+def test_encoding_pads_marks_the_question_and_maps_unknown_words():
+    vocab = Vocabulary.build([ex("Mary went to the kitchen.", "Is Mary in the kitchen?")])
+    split, stats = encode([ex("Mary went to the garden.", "Is Mary in the garden?", answer=False, category="dense", nouns=7)], vocab, 20, "val", ("simple", "dense"))
+    row = split.tokens[0]
+    length = split.lengths[0]
+    assert length == 13 and stats.truncated == 0
+    assert (row[length:] == PAD).all() and (row[:length] != PAD).all()
+    assert row[6] == SEP
+    garden = [i for i in range(length) if row[i] == UNK]
+    assert garden == [4, 11]
+    assert split.labels.tolist() == [0.0] and split.categories.tolist() == [1] and split.noun_counts.tolist() == [7]
+    assert split.tokens.dtype == np.int32 and split.lengths.dtype == np.int32
+
+
+def test_truncation_keeps_the_question_and_the_end_of_the_story():
+    story = " ".join(f"Mary went to the room{i}." for i in range(10))
+    train = [ex(story, "Is Mary in the room9?")]
+    vocab = Vocabulary.build(train)
+    split, stats = encode(train, vocab, 12, "train")
+    assert stats.truncated == 1 and stats.longest > 12
+    words = [vocab.tokens[i] for i in split.tokens[0][: split.lengths[0]]]
+    assert words == ["went", "to", "the", "room9", ".", "<sep>", "is", "mary", "in", "the", "room9", "?"]
+
+
+def test_encoding_many_records_matches_one_at_a_time():
+    rng = np.random.default_rng(0)
+    words = ["Mary", "John", "kitchen", "garden", "went", "to", "the", "apple", "took"]
+    records = [ex(" ".join(rng.choice(words, rng.integers(1, 30))) + ".", "Is Mary here?", id=str(i)) for i in range(200)]
+    vocab = Vocabulary.build(records[:100])
+    together, _ = encode(records, vocab, 16, "x", ("simple",))
+    for i in (0, 57, 199):
+        alone, _ = encode([records[i]], vocab, 16, "x", ("simple",))
+        assert (alone.tokens[0] == together.tokens[i]).all() and alone.lengths[0] == together.lengths[i]
+
+
+def test_max_len_too_small_is_refused():
+    vocab = Vocabulary.build([ex("a b", "c?")])
+    with pytest.raises(ValueError):
+        encode([ex("a b", "c?")], vocab, 1)
