@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from .nouns import count_nouns
-from .records import Example, _read_bytes
+from .records import Example, read_text
 
 #: The twenty bAbI tasks, by number: the names the original file names use.
 TASK_NAMES = {
@@ -96,17 +96,8 @@ def looks_like_babi(first_lines: str) -> bool:
 def read_babi(path: str | os.PathLike[str], category: str | None = None) -> list[Example]:
     """Read a bAbI yes/no task file. Raises DataError listing every bad line."""
     path = Path(path)
-    text = decode_utf8(_read_bytes(path), path)
+    text = read_text(path)
     return parse_babi(text, path, task_category(path) if category is None else category)
-
-
-def decode_utf8(raw: bytes, path: Path) -> str:
-    """UTF-8 (a BOM allowed), or the DataError read_jsonl raises for the same file."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError([f"{path}:{line}: file: not UTF-8 text (byte 0x{raw[exc.start]:02x})"]) from None
 
 
 def parse_babi(text: str, path: Path, category: str) -> list[Example]:

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError, DataError
-from .babi import looks_like_babi, read_babi
-from .records import Example, _read_bytes, read_jsonl
+from .babi import looks_like_babi, parse_babi, task_category
+from .records import Example, parse_jsonl, read_text
 
 Format = Literal["auto", "jsonl", "babi"]
 FORMATS = ("auto", "jsonl", "babi")
@@ -33,16 +33,9 @@ FORMATS = ("auto", "jsonl", "babi")
 SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "dev"), "test": ("test",)}
 REQUIRED_SPLITS = ("train", "test")
 
-#: Enough of a file to sniff its format from its first non-empty line.
-_SNIFF_BYTES = 64 * 1024
-
-
-def detect_format(path: str | os.PathLike[str]) -> Literal["jsonl", "babi"]:
-    """Which reader ``path`` needs, from its first non-empty line. Raises DataError if neither."""
-    path = Path(path)
-    # Undecodable bytes are the reader's to report (with a line number), not the sniffer's.
-    head = _read_bytes(path)[:_SNIFF_BYTES].decode("utf-8", errors="replace").lstrip("\ufeff")
-    for number, line in enumerate(head.split("\n"), start=1):
+def sniff_format(text: str, path: Path) -> Literal["jsonl", "babi"]:
+    """Which reader ``text`` needs, from its first non-empty line. Raises DataError if neither."""
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         if line.lstrip().startswith("{"):
@@ -58,13 +51,21 @@ def detect_format(path: str | os.PathLike[str]) -> Literal["jsonl", "babi"]:
     return "jsonl"  # empty: let the JSONL reader say "no records"
 
 
+def detect_format(path: str | os.PathLike[str]) -> Literal["jsonl", "babi"]:
+    """Which reader the file at ``path`` needs. Raises DataError if neither."""
+    return sniff_format(read_text(path), Path(path))
+
+
 def read_examples(path: str | os.PathLike[str], format: Format = "auto") -> list[Example]:
-    """Read one data file as JSONL or bAbI; ``auto`` decides from the content."""
+    """Read one data file as JSONL or bAbI; ``auto`` decides from the content. The file is read
+    once: sniffing and parsing share the text."""
     if format not in FORMATS:
         raise ConfigError(f"unknown data format {format!r}; expected one of: {', '.join(FORMATS)}")
+    path = Path(path)
+    text = read_text(path)
     if format == "auto":
-        format = detect_format(path)
-    return read_babi(path) if format == "babi" else read_jsonl(path)
+        format = sniff_format(text, path)
+    return parse_babi(text, path, task_category(path)) if format == "babi" else parse_jsonl(text, path)
 
 
 def find_split_files(directory: str | os.PathLike[str]) -> dict[str, list[Path]]:

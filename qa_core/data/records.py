@@ -104,15 +104,25 @@ def example_from_dict(obj: Any, where: str, problems: list[str]) -> Example | No
     )
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> list[Example]:
-    """Read and validate a JSONL file. Raises DataError listing every bad line."""
+def read_text(path: str | os.PathLike[str]) -> str:
+    """A data file's text: UTF-8 (a BOM allowed). Missing, directory, unreadable or undecodable
+    files raise DataError naming the file (and the line of the first bad byte)."""
     path = Path(path)
     raw = _read_bytes(path)
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError([f"{path}:{line}: file: not UTF-8 text (byte 0x{raw[exc.start]:02x})"]) from None
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[Example]:
+    """Read and validate a JSONL file. Raises DataError listing every bad line."""
+    return parse_jsonl(read_text(path), Path(path))
+
+
+def parse_jsonl(text: str, path: Path) -> list[Example]:
+    """Validate JSONL text read from ``path`` (named in every problem line)."""
     problems: list[str] = []
     examples: list[Example] = []
     for number, line in enumerate(text.splitlines(), start=1):
