@@ -30,7 +30,7 @@ def run_qa(*args: str, cwd: Path | None = None, env: dict[str, str] | None = Non
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def qa():
     return run_qa
 

@@ -110,7 +110,7 @@ def qa_save_checkpoint(model: BowModel, path: Path, spec: ModelSpec, meta: Mappi
             b=np.array([model.b]),
             step=np.array([model.step]),
             **{f"adam_{k}": v for k, v in model.adam.items()},
-            meta=np.array(json.dumps({"plugin": NAME, "vocab_sha256": spec.vocab_hash, **dict(meta)}, default=str)),
+            meta=np.array(json.dumps({**dict(meta), "plugin": NAME, "vocab_sha256": spec.vocab_hash}, default=str)),
         )
     return True
 
