@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -74,6 +75,8 @@ def write_checkpoint(save: Callable[[Path], Any], path: Path, suffix: str, meta:
 def link_checkpoint(source: Path, target: Path, suffix: str) -> Path:
     """Make ``target`` (and its meta) the same file as ``source``: a hard link, else a copy."""
     for src, dst in ((source, target), (meta_path(source, suffix), meta_path(target, suffix))):
+        if dst.exists() and os.path.samefile(src, dst):
+            continue  # rename() of two links to one file does nothing and would leave tmp behind
         tmp = dst.with_name(f".{dst.name}.tmp")
         if tmp.exists():
             tmp.unlink()
@@ -157,11 +160,7 @@ class CheckpointPolicy:
     def update(self, epoch: int, accuracy: float, loss: float, save: Callable[[Path], Any], meta: dict[str, Any]) -> Decision:
         """Apply the policy to a finished epoch; ``save(tmp_path)`` writes the model."""
         entry = Entry(epoch, accuracy, loss)
-        ranked = sorted([*self.top, entry], key=Entry.key)
-        new_top = ranked[: self.top_k]
-        in_top = entry in new_top
-        is_best = self.best is None or entry.key() < self.best.key()
-        periodic = self.every > 0 and epoch % self.every == 0
+        new_top, in_top, is_best, periodic = self._rank(entry)
 
         saved = None
         if in_top or is_best or periodic:
@@ -184,6 +183,41 @@ class CheckpointPolicy:
                 for stale in (self.directory / old.checkpoint, meta_path(self.directory / old.checkpoint, self.suffix)):
                     stale.unlink(missing_ok=True)
         return Decision(is_best, in_top, top_changed, saved)
+
+    def _rank(self, entry: Entry) -> tuple[list[Entry], bool, bool, bool]:
+        new_top = sorted([*self.top, entry], key=Entry.key)[: self.top_k]
+        is_best = self.best is None or entry.key() < self.best.key()
+        periodic = self.every > 0 and entry.epoch % self.every == 0
+        return new_top, entry in new_top, is_best, periodic
+
+    def replay(self, epoch: int, accuracy: float, loss: float) -> bool:
+        """Re-take the decision of a finished epoch without writing anything (for a resume).
+        Returns whether the epoch was a new best."""
+        entry = Entry(epoch, accuracy, loss)
+        new_top, in_top, is_best, periodic = self._rank(entry)
+        if in_top or is_best or periodic:
+            entry.checkpoint = self.epoch_path(epoch).name
+        if is_best:
+            self.best = entry
+        self.top = new_top
+        return is_best
+
+    def reconcile(self, max_epoch: int) -> None:
+        """After a replay: delete epoch files the policy would not keep (or from an epoch after
+        ``max_epoch`` that never finished), and point best at the replayed best."""
+        keep = {e.checkpoint for e in self.top} | ({self.best.checkpoint} if self.best else set())
+        pattern = re.compile(rf"-e(\d+){re.escape(self.suffix)}$")
+        for path in self.directory.glob(f"*{self.suffix}"):
+            match = pattern.search(path.name)
+            if not match:
+                continue
+            epoch = int(match.group(1))
+            periodic = self.every > 0 and epoch % self.every == 0 and epoch <= max_epoch
+            if epoch > max_epoch or (path.name not in keep and not periodic):
+                path.unlink(missing_ok=True)
+                meta_path(path, self.suffix).unlink(missing_ok=True)
+        if self.best and (self.directory / self.best.checkpoint).is_file():
+            self._link(self.directory / self.best.checkpoint, self.best_path)
 
     def _save(self, path: Path, save: Callable[[Path], Any], meta: dict[str, Any]) -> Path | None:
         try:

@@ -16,7 +16,7 @@ from typing import Any, Callable, List, Optional
 
 import typer
 
-from .errors import ConfigError, QAError
+from .errors import ConfigError, QAError, RunInterrupted
 
 app = typer.Typer(
     help="Train and evaluate yes/no question-answering models on stories, across frameworks.",
@@ -42,8 +42,9 @@ def cli_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except QAError as exc:
             if show:
                 raise
+            prefix = "" if isinstance(exc, RunInterrupted) else "error: "
             for number, line in enumerate(str(exc).splitlines() or [""]):
-                print(("error: " if number == 0 else "  ") + line, file=sys.stderr)
+                print((prefix if number == 0 else "  ") + line, file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
@@ -102,13 +103,17 @@ def run(
     max_len: Optional[int] = typer.Option(None, "--max-len", help="Encoded sequence length (default: the plugin's max_len)."),
     tag: List[str] = typer.Option([], "--tag", help="Tag for the run (repeatable)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars [default: when stderr is a terminal]."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its last finished epoch (give its run directory; --epochs may extend it)."),
     traceback: bool = TracebackOption,
 ) -> None:
     """Train a model plugin, keep its best checkpoints and score it on the test split."""
     from .config import RunConfig, load_toml, parse_key_values, parse_logger_params
+    from .trainer import config_from_run
     from .trainer import train as run_training
 
-    values: dict[str, Any] = load_toml(config_file) if config_file else {}
+    if resume is not None and (config_file or plugin or data or train or val or test or param):
+        raise ConfigError("--resume: the run's own config is used; only --epochs, --progress and tracker options may be given")
+    values: dict[str, Any] = config_from_run(resume) if resume else load_toml(config_file) if config_file else {}
     cli_values = {
         "plugin": plugin,
         "data_dir": str(data) if data else None,
@@ -136,7 +141,7 @@ def run(
         merged_logger_params.setdefault(tracker, {}).update(options)
     values["logger_params"] = merged_logger_params
     values["tags"] = [*values.get("tags", []), *tag]
-    run_training(RunConfig(**values))
+    run_training(RunConfig(**values), resume=resume)
 
 
 # -------------------------------------------------------------------------------------------------

@@ -45,3 +45,12 @@ class PluginError(QAError):
         self.hook = hook
         self.error = error
         super().__init__(f"plugin '{plugin}' failed in {hook}: {type(error).__name__}: {error}")
+
+
+class RunInterrupted(QAError):
+    """SIGINT or SIGTERM stopped a run; the last finished epoch is on disk and resumable.
+    The exit code follows the shell convention: 128 + the signal number (130, 143)."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

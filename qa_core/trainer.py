@@ -13,13 +13,17 @@ Keras ``fit``); either way the bar moves per batch and the epoch's results come 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -31,7 +35,7 @@ from .data.loading import read_dir, read_examples
 from .data.records import Example, write_jsonl
 from .data.splits import stratified_split
 from .data.tokenizer import Vocabulary, encode, sequence_lengths
-from .errors import ConfigError, QAError
+from .errors import ConfigError, QAError, RunInterrupted
 from .evaluation import write_eval
 from .plugins import ModelPlugin, PluginManager, load_plugins
 from .tracking.hub import TrackerHub
@@ -192,15 +196,103 @@ def train_one_epoch(
 
 
 # -------------------------------------------------------------------------------------------------
+# interrupts and resume
+# -------------------------------------------------------------------------------------------------
+
+
+class _Signal(BaseException):
+    """Raised by our signal handler inside the training thread (like KeyboardInterrupt)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """Turn SIGTERM (and SIGINT) into an exception in the main thread, for the duration."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Signal(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class ResumePoint:
+    """Where a resumed run starts. Everything is derived from files a run writes anyway: the
+    last checkpoint (model, optimizer, RNG) and metrics.jsonl (the policy is replayed from it)."""
+
+    epoch: int
+    checkpoint: Path
+    meta: dict[str, Any]
+    lines: list[dict[str, Any]]
+
+
+def read_resume_point(run_dir: Path, suffix: str) -> ResumePoint:
+    from .checkpoints import meta_path
+
+    last = run_dir / "checkpoints" / f"last{suffix}"
+    if not last.is_file() or not meta_path(last, suffix).is_file():
+        raise ConfigError(f"--resume {run_dir}: no completed epoch was saved (no checkpoints/last{suffix}); start the run again")
+    meta = read_meta(last, suffix)
+    epoch = int(meta["epoch"])
+    lines = []
+    metrics_file = run_dir / "metrics.jsonl"
+    if metrics_file.is_file():
+        for text in metrics_file.read_text(encoding="utf-8").splitlines():
+            try:
+                line = json.loads(text)
+            except ValueError:
+                continue  # a line cut short by kill -9
+            if isinstance(line, dict) and isinstance(line.get("epoch"), int) and line["epoch"] <= epoch:
+                lines.append(line)
+    if [line["epoch"] for line in lines] != list(range(1, epoch + 1)):
+        raise ConfigError(f"--resume {run_dir}: metrics.jsonl does not hold epochs 1..{epoch}; cannot resume")
+    return ResumePoint(epoch, last, meta, lines)
+
+
+def config_from_run(run_dir: Path) -> dict[str, Any]:
+    """The options a run was started with, from its config.json (for --resume)."""
+    from .config import CONFIG_KEYS, REDACTED
+
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"--resume {run_dir}: not a run directory (no config.json)")
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    values = {k: v for k, v in stored.items() if k in CONFIG_KEYS}
+    values["logger_params"] = {
+        tracker: {k: v for k, v in options.items() if v != REDACTED} for tracker, options in stored.get("logger_params", {}).items()
+    }
+    return values
+
+
+def _rewrite_lines(path: Path, lines: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# -------------------------------------------------------------------------------------------------
 # the run
 # -------------------------------------------------------------------------------------------------
 
 
-def train(config: RunConfig, pm: PluginManager | None = None) -> RunResult:
-    """Run one training job end to end. Raises QAError subclasses for the user's mistakes."""
+def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | None = None) -> RunResult:
+    """Run one training job end to end (or continue one: ``resume`` = its run directory).
+    Raises QAError subclasses for the user's mistakes; RunInterrupted on SIGINT/SIGTERM."""
     config.check()
     pm = pm or load_plugins()
     model_plugin = pm.model(config.plugin)
+    suffix = model_plugin.info.checkpoint_suffix or ""
     given = dict(config.params)
     if config.lr is not None:
         if "lr" not in {p.name for p in model_plugin.info.params}:
@@ -210,11 +302,16 @@ def train(config: RunConfig, pm: PluginManager | None = None) -> RunResult:
     trackers = ["local", *config.loggers]
     for name in config.loggers:
         pm.tracker(name)  # unknown tracker: fail before any work
+    point = read_resume_point(resume, suffix) if resume is not None else None
 
     runs_dir = Path(config.runs_dir)
     data = load_data(config, runs_dir)
     categories = category_order(data.splits)
-    vocab = Vocabulary.build(data.splits["train"])
+    if resume is not None:
+        vocab = Vocabulary.load(resume / "vocab.json")
+        categories = tuple(point.meta.get("category_names", categories))  # type: ignore[union-attr]
+    else:
+        vocab = Vocabulary.build(data.splits["train"])
     max_len = resolve_max_len(config, params, data.splits["train"])
     encoded: dict[str, EncodedSplit] = {}
     for split in ("train", "val", "test"):
@@ -225,13 +322,20 @@ def train(config: RunConfig, pm: PluginManager | None = None) -> RunResult:
                 f"(longest {stats.longest}); kept the question and the end of each story"
             )
 
-    run_id = new_run_id(model_plugin.name)
-    run_dir = runs_dir / run_id
-    (run_dir / "checkpoints").mkdir(parents=True)
-    vocab_path = vocab.save(run_dir / "vocab.json")
+    if resume is not None:
+        run_dir = resume
+        run_id = run_dir.name
+    else:
+        run_id = new_run_id(model_plugin.name)
+        run_dir = runs_dir / run_id
+        (run_dir / "checkpoints").mkdir(parents=True)
+        vocab.save(run_dir / "vocab.json")
+    vocab_path = run_dir / "vocab.json"
 
     public = config.public()
     public.update({"qa_version": __version__, "data_sources": data.sources, "max_len": max_len, "vocab_size": len(vocab), "vocab_sha256": vocab.sha256})
+    if point is not None:
+        public["resumed_after_epoch"] = point.epoch
     context = RunContext(
         run_id=run_id,
         run_dir=run_dir,
@@ -253,110 +357,140 @@ def train(config: RunConfig, pm: PluginManager | None = None) -> RunResult:
 
     rng = seed_everything(config.seed)
     spec = ModelSpec(model_plugin.name, params, len(vocab), max_len, config.seed, vocab_hash=vocab.sha256)
+    policy = CheckpointPolicy(run_dir / "checkpoints", data.dataset, run_id, suffix, config.top_k, config.checkpoint_every, warn=console.warn)
+    base_meta = {
+        "format": META_FORMAT,
+        "plugin": model_plugin.name,
+        "plugin_version": model_plugin.version,
+        "framework": model_plugin.info.framework,
+        "qa_version": __version__,
+        "run_id": run_id,
+        "dataset": data.dataset,
+        "vocab_sha256": vocab.sha256,
+        "vocab_size": len(vocab),
+        "max_len": max_len,
+        "seed": config.seed,
+        "params": params,
+        "category_names": list(categories),
+    }
     status = "failed"
     summary: dict[str, Any] = {"plugin": model_plugin.name, "plugin_version": model_plugin.version, "framework": model_plugin.info.framework, "dataset": data.dataset}
-    hub.run_start()
-    hub.params(
-        {
-            **{f"model/{k}": v for k, v in params.items()},
-            "plugin": model_plugin.name,
-            "plugin_version": model_plugin.version,
-            "framework": model_plugin.info.framework or "",
-            "dataset": data.dataset,
-            "epochs": config.epochs,
-            "batch_size": config.batch_size,
-            "seed": config.seed,
-            "max_len": max_len,
-            "vocab_size": len(vocab),
-            "train_size": len(encoded["train"]),
-            "val_size": len(encoded["val"]),
-            "test_size": len(encoded["test"]),
-            "qa_version": __version__,
-        }
-    )
     started = time.monotonic()
+    first_epoch, since_best, epochs_run = 1, 0, 0
+    epoch = 0
+    hub.run_start()
     try:
-        model = model_plugin.build(spec)
-        policy = CheckpointPolicy(
-            run_dir / "checkpoints", data.dataset, run_id, model_plugin.info.checkpoint_suffix or "", config.top_k, config.checkpoint_every, warn=console.warn
-        )
-        base_meta = {
-            "format": META_FORMAT,
-            "plugin": model_plugin.name,
-            "plugin_version": model_plugin.version,
-            "framework": model_plugin.info.framework,
-            "qa_version": __version__,
-            "run_id": run_id,
-            "dataset": data.dataset,
-            "vocab_sha256": vocab.sha256,
-            "vocab_size": len(vocab),
-            "max_len": max_len,
-            "seed": config.seed,
-            "params": params,
-            "category_names": list(categories),
-        }
-        epochs_run = 0
-        since_best = 0
-        for epoch in range(1, config.epochs + 1):
-            epoch_start = time.monotonic()
-            train_split = encoded["train"].take(rng.permutation(len(encoded["train"])))
-            train_loss, train_acc = train_one_epoch(model_plugin, model, train_split, config.batch_size, epoch, config.epochs, config.progress)
-            if not math.isfinite(train_loss):
-                last = f"; the last good checkpoint is {policy.best_path}" if policy.best else ""
-                raise QAError(f"training loss became {train_loss} in epoch {epoch}: stopping{last}. Try a lower --lr.")
-            probs = check_probabilities(model_plugin, model_plugin.evaluate(model, encoded["val"], config.batch_size), len(encoded["val"]))
-            report = metrics.compute_for_split(encoded["val"], probs, config.threshold)
-            meta = {**base_meta, "epoch": epoch, "metrics": {"val_accuracy": report.accuracy, "val_loss": report.loss, "train_loss": train_loss}}
-            decision = policy.update(epoch, report.accuracy, report.loss, lambda path: model_plugin.save(model, path, spec, meta), meta)
-            values = {**metrics.train_metric_names(train_loss, train_acc), **metrics.metric_names(report, "val")}
-            hub.metrics(values, step=epoch)
-            if decision.is_best and policy.best:
-                hub.summary(metrics.best_names(epoch, report.accuracy, report.loss, policy.best.checkpoint))
-            if decision.top_changed:
+        with _signals_interrupt():
+            hub.params(
+                {
+                    **{f"model/{k}": v for k, v in params.items()},
+                    "plugin": model_plugin.name,
+                    "plugin_version": model_plugin.version,
+                    "framework": model_plugin.info.framework or "",
+                    "dataset": data.dataset,
+                    "epochs": config.epochs,
+                    "batch_size": config.batch_size,
+                    "seed": config.seed,
+                    "max_len": max_len,
+                    "vocab_size": len(vocab),
+                    "train_size": len(encoded["train"]),
+                    "val_size": len(encoded["val"]),
+                    "test_size": len(encoded["test"]),
+                    "qa_version": __version__,
+                }
+            )
+            if point is None:
+                model = model_plugin.build(spec)
+            else:
+                # Replay what the finished epochs decided: the shuffles (so the next epoch sees the
+                # order it would have seen), the checkpoint policy and early stopping. Lines and
+                # checkpoints of an epoch that never finished are dropped.
+                _rewrite_lines(run_dir / "metrics.jsonl", point.lines)
+                for stale in run_dir.rglob(".*.tmp*"):  # half-written files of a killed process
+                    stale.unlink(missing_ok=True)
+                for line in point.lines:
+                    rng.permutation(len(encoded["train"]))
+                    decision = policy.replay(line["epoch"], line["metrics/val/accuracy"], line["metrics/val/loss"])
+                    since_best = 0 if decision else since_best + 1
+                policy.reconcile(max_epoch=point.epoch)
+                model = model_plugin.load(point.checkpoint, spec, point.meta)
+                first_epoch = point.epoch + 1
+                epochs_run = point.epoch
+                if policy.best:
+                    hub.summary(metrics.best_names(policy.best.epoch, policy.best.accuracy, policy.best.loss, policy.best.checkpoint))
                 hub.summary(metrics.top_epoch_names(e.to_json() for e in policy.top))
-            rank = next((i for i, e in enumerate(policy.top, 1) if e.epoch == epoch), None)
-            console.say(console.epoch_line(epoch, config.epochs, train_loss, train_acc, report, time.monotonic() - epoch_start, decision.is_best, rank))
-            epochs_run = epoch
-            since_best = 0 if decision.is_best else since_best + 1
-            if config.patience and since_best >= config.patience:
-                console.say(f"early stopping: no better validation accuracy for {config.patience} epochs")
-                break
+                console.say(f"resuming {run_id} after epoch {point.epoch} (best so far: epoch {policy.best.epoch if policy.best else '-'})")
 
-        # Score the best model, reloaded from disk exactly as a user would, on the test split.
-        test_model, tested = model, f"epoch {epochs_run} (in memory)"
-        if policy.best and policy.best_path.is_file():
-            best_meta = read_meta(policy.best_path, policy.suffix)
-            test_model = model_plugin.load(policy.best_path, spec, best_meta)
-            tested = f"best epoch {policy.best.epoch} ({policy.best_path.name})"
-        test_probs = check_probabilities(model_plugin, model_plugin.evaluate(test_model, encoded["test"], config.batch_size), len(encoded["test"]))
-        test_report = metrics.compute_for_split(encoded["test"], test_probs, config.threshold)
-        eval_files = write_eval(run_dir / "eval", test_report, data.splits["test"], test_probs)
-        test_values = metrics.metric_names(test_report, "test")
-        hub.summary(test_values)
-        if policy.best and policy.best_path.is_file():
-            hub.artifact(policy.best_path, "model/best")
-        hub.artifact(vocab_path, "model/vocab")
-        for path in eval_files:
-            hub.artifact(path, f"eval/{path.name}")
-        console.say(console.THIN_RULE)
-        console.say(f"test split scored with the {tested}")
-        console.say(console.results_block(test_report))
-        summary.update(
-            {
-                "epochs_run": epochs_run,
-                "best": policy.best.to_json() if policy.best else None,
-                "top_epochs": [e.to_json() for e in policy.top],
-                "test": {"accuracy": test_report.accuracy, "loss": test_report.loss, "count": test_report.overall.count, "scored_with": tested},
-                "test_metrics": test_values,
-            }
-        )
-        status = "finished"
-    except KeyboardInterrupt:
+            for epoch in range(first_epoch, config.epochs + 1):
+                epoch_start = time.monotonic()
+                train_split = encoded["train"].take(rng.permutation(len(encoded["train"])))
+                train_loss, train_acc = train_one_epoch(model_plugin, model, train_split, config.batch_size, epoch, config.epochs, config.progress)
+                if not math.isfinite(train_loss):
+                    last = f"; the last good checkpoint is {policy.best_path}" if policy.best else ""
+                    raise QAError(f"training loss became {train_loss} in epoch {epoch}: stopping{last}. Try a lower --lr.")
+                probs = check_probabilities(model_plugin, model_plugin.evaluate(model, encoded["val"], config.batch_size), len(encoded["val"]))
+                report = metrics.compute_for_split(encoded["val"], probs, config.threshold)
+                # The metrics line is written before the checkpoint: a resume trusts the newest
+                # checkpoint and drops any metrics line after it, so no epoch is missing or doubled.
+                values = {**metrics.train_metric_names(train_loss, train_acc), **metrics.metric_names(report, "val")}
+                hub.metrics(values, step=epoch)
+                meta = {**base_meta, "epoch": epoch, "metrics": {"val_accuracy": report.accuracy, "val_loss": report.loss, "train_loss": train_loss}}
+                decision = policy.update(epoch, report.accuracy, report.loss, lambda path: model_plugin.save(model, path, spec, meta), meta)
+                if decision.is_best and policy.best:
+                    hub.summary(metrics.best_names(epoch, report.accuracy, report.loss, policy.best.checkpoint))
+                if decision.top_changed:
+                    hub.summary(metrics.top_epoch_names(e.to_json() for e in policy.top))
+                rank = next((i for i, e in enumerate(policy.top, 1) if e.epoch == epoch), None)
+                console.say(console.epoch_line(epoch, config.epochs, train_loss, train_acc, report, time.monotonic() - epoch_start, decision.is_best, rank))
+                epochs_run = epoch
+                since_best = 0 if decision.is_best else since_best + 1
+                if config.patience and since_best >= config.patience:
+                    console.say(f"early stopping: no better validation accuracy for {config.patience} epochs")
+                    break
+
+            # Score the best model, reloaded from disk exactly as a user would, on the test split.
+            test_model, tested = model, f"epoch {epochs_run} (in memory)"
+            if policy.best and policy.best_path.is_file():
+                best_meta = read_meta(policy.best_path, policy.suffix)
+                test_model = model_plugin.load(policy.best_path, spec, best_meta)
+                tested = f"best epoch {policy.best.epoch} ({policy.best_path.name})"
+            test_probs = check_probabilities(model_plugin, model_plugin.evaluate(test_model, encoded["test"], config.batch_size), len(encoded["test"]))
+            test_report = metrics.compute_for_split(encoded["test"], test_probs, config.threshold)
+            eval_files = write_eval(run_dir / "eval", test_report, data.splits["test"], test_probs)
+            test_values = metrics.metric_names(test_report, "test")
+            hub.summary(test_values)
+            if policy.best and policy.best_path.is_file():
+                hub.artifact(policy.best_path, "model/best")
+            hub.artifact(vocab_path, "model/vocab")
+            for path in eval_files:
+                hub.artifact(path, f"eval/{path.name}")
+            console.say(console.THIN_RULE)
+            console.say(f"test split scored with the {tested}")
+            console.say(console.results_block(test_report))
+            summary.update(
+                {
+                    "epochs_run": epochs_run,
+                    "best": policy.best.to_json() if policy.best else None,
+                    "top_epochs": [e.to_json() for e in policy.top],
+                    "test": {"accuracy": test_report.accuracy, "loss": test_report.loss, "count": test_report.overall.count, "scored_with": tested},
+                    "test_metrics": test_values,
+                }
+            )
+            status = "finished"
+    except (_Signal, KeyboardInterrupt) as exc:
         status = "interrupted"
-        raise
+        signum = exc.signum if isinstance(exc, _Signal) else signal.SIGINT
+        saved = f"epoch {epochs_run} is saved" if epochs_run else "no epoch had finished, nothing to resume"
+        message = f"interrupted ({signal.Signals(signum).name}) during epoch {epoch}; {saved}"
+        if epochs_run:
+            message += f". Resume with: qa run --resume {run_dir}"
+        interrupted = RunInterrupted(message, int(signum))
     finally:
         summary["status"] = status
+        summary["epochs_run"] = epochs_run
         summary["seconds"] = round(time.monotonic() - started, 3)
         hub.close(status, summary)
+    if status == "interrupted":
+        raise interrupted
     console.say(f"run directory: {run_dir}")
     return RunResult(run_id, run_dir, context, summary)

@@ -61,6 +61,12 @@ def plugin_site(tmp_path: Path) -> PluginSite:
 
 
 @pytest.fixture(scope="session")
+def make_plugin_site(tmp_path_factory: pytest.TempPathFactory):
+    """For module- or session-scoped fixtures: a new PluginSite per call."""
+    return lambda: PluginSite(tmp_path_factory.mktemp("site") / "site")
+
+
+@pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated dataset (every category x noun-count cell), written once per session."""
     from qa_core.data.generator import generate_splits
