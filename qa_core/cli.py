@@ -318,6 +318,11 @@ def data_split(
         print(f"wrote {len(examples)} records to {out / (name + '.jsonl')}")
 
 
+from .analysis.commands import register as _register_analysis  # noqa: E402 - after the core commands
+
+_register_analysis(app, data_app)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,1 @@
+"""Analysis: plots, HTML reports, progressive-difficulty probes and run comparison."""
