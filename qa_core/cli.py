@@ -324,7 +324,31 @@ _register_analysis(app, data_app)
 
 
 def main() -> None:
-    app()
+    """Entry point of the `qa` script."""
+    try:
+        _main()
+    except BrokenPipeError:  # `qa plugins | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+
+
+def _main() -> None:
+    """Usage errors (a bad option value, a missing argument) are one line too, instead of
+    click's usage block."""
+    # click's UsageError; reached through BadParameter because newer typer vendors its own click.
+    usage_error = typer.BadParameter.__mro__[1]
+    try:
+        code = app(standalone_mode=False)
+    except usage_error as exc:  # type: ignore[misc]
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `qa` or `qa data` alone: the help text
+            print(exc.format_message())
+            sys.exit(0)
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

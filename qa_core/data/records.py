@@ -24,6 +24,8 @@ from .nouns import count_nouns
 
 ANSWER_WORDS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
 DEFAULT_CATEGORY = "unknown"
+#: A record longer than this is refused: it is a broken file, not a story.
+MAX_LINE_BYTES = 1 << 20
 FIELDS = ("id", "story", "question", "answer", "category", "noun_count")
 
 
@@ -129,6 +131,9 @@ def parse_jsonl(text: str, path: Path) -> list[Example]:
         if not line.strip():
             continue
         where = f"{path}:{number}"
+        if len(line) > MAX_LINE_BYTES:
+            problems.append(f"{where}: record: line of {len(line):,} characters, over the {MAX_LINE_BYTES:,} limit")
+            continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
