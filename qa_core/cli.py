@@ -49,7 +49,7 @@ def cli_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort, SystemExit):
+        except (typer.Exit, typer.Abort, SystemExit, BrokenPipeError):
             raise
         except Exception as exc:  # noqa: BLE001 - an unexpected failure still gets one line
             if show:

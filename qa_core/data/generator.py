@@ -115,7 +115,7 @@ _SPECS = {
     for spec in (
         _Spec("simple", 1, 3, 1, 1, False, 0.35, 0.30, 0.0, 2, 0.3, 0.3, 0.3, 0.0, 0.3),
         _Spec("dense", 2, 4, 2, 2, False, 0.35, 0.30, 0.0, 2, 0.8, 0.4, 0.4, 0.0, 0.3),
-        _Spec("superdense", 3, 5, 3, 3, True, 0.30, 0.28, 0.10, 2, 1.2, 0.5, 0.35, 0.7, 0.3),
+        _Spec("superdense", 3, 5, 3, 3, True, 0.35, 0.28, 0.10, 2, 1.2, 0.5, 0.35, 0.7, 0.3),
     )
 }
 
@@ -283,8 +283,8 @@ class _StoryWriter:
 
     # -- distractors -------------------------------------------------------------------------
 
-    def distractor(self, actor, things, loc, places, visited, pending, echo, containers, mirror: list) -> list:
-        """One actor's own errands: moves (first the ``mirror`` places), takes, a put, a drop."""
+    def distractor(self, actor, things, loc, places, visited, pending, echo, containers) -> list:
+        """One actor's own errands: moves, takes of its own things, a put, a drop."""
         rand, spec = self.rand, self.spec
         thread: list = []
         self.arrive(thread, actor, loc, places, visited, pending, echo)
@@ -305,10 +305,6 @@ class _StoryWriter:
             thread.append((DROP, actor, held[int(rand() * len(held))]))
         for _ in range(int(spec.extra_moves + rand())):
             self.arrive(thread, actor, loc, places, visited, pending, echo)
-        for place in mirror:
-            if loc[actor] != place:
-                loc[actor] = place
-                thread.append((MOVE, actor, place))
         return thread
 
     def arrive(self, thread, actor, loc, places, visited, pending: list, echo: list) -> None:
@@ -352,38 +348,38 @@ class _StoryWriter:
         else:
             chain, target, chain_actors = self.chain_superdense(actors, objects, containers, loc, places, visited)
 
-        history = _place_history(chain, target)
+        history, _ = _place_history(chain, target)
         if len(set(history)) < 2:
             # The thing never left its first place: its carrier walks on, so a hard "no" exists.
             self.move(chain, chain_actors[0], loc, places, visited)
         # The "no" question will ask the decoy, a place the asked entity really left. Chosen now,
         # before the answer is known, so the story is the same whichever is asked.
-        history = _place_history(chain, target)
+        history, _ = _place_history(chain, target)
         final = history[-1]
         earlier = [place for place in dict.fromkeys(history) if place != final]
         decoy = earlier[int(rand() * len(earlier))]
         echo = [final, *earlier] if spec.echo_rate else []
 
+        # One distractor (when there is one) is the mirror: it only walks the asked entity's way
+        # backwards, to the final place and then to the decoy, timed below so that place-only
+        # cues (which of the two was mentioned last, or more often) say nothing.
+        others = [actor for actor in actors if actor not in chain_actors]
+        mirror = others.pop(0) if others else None
+        workers = chain_actors + others
+
         # Every other object and container belongs to one actor, chosen at random.
-        owned: dict = {actor: [] for actor in actors}
-        n_actors = len(actors)
+        owned: dict = {actor: [] for actor in workers}
+        n_workers = len(workers)
         for thing in objects[1:] if spec.hops > 1 else objects:
-            owned[actors[int(rand() * n_actors)]].append(thing)
+            owned[workers[int(rand() * n_workers)]].append(thing)
         for thing in containers[1:]:
-            owned[actors[int(rand() * n_actors)]].append(thing)
+            owned[workers[int(rand() * n_workers)]].append(thing)
 
         pending = [place for place in places if place not in visited]
         container_set = frozenset(containers)
         threads = [chain]
-        # The first distractor walks the asked entity's way backwards (final place, then decoy), so
-        # place-only cues (which of the two was mentioned last, or more often) are symmetric.
-        mirror = [final, decoy]
-        for actor in actors:
-            if actor not in chain_actors:
-                threads.append(
-                    self.distractor(actor, owned[actor], loc, places, visited, pending, echo, container_set, mirror)
-                )
-                mirror = []
+        for actor in others:
+            threads.append(self.distractor(actor, owned[actor], loc, places, visited, pending, echo, container_set))
         unvisited = [place for place in pending if place not in visited]
         if unvisited:
             # Only when nobody else is around: the chain's first actor saw those places first.
@@ -393,11 +389,24 @@ class _StoryWriter:
             if owned[actor]:
                 self.add_errands(chain, actor, owned[actor])
 
-        final = _place_history(chain, target)[-1]
+        history, settled = _place_history(chain, target)
+        final = history[-1]
         asked = final if answer else decoy
+        events, chain_at = self.interleave(threads)
+        if mirror is not None:
+            # The mirror's two moves both come after, or both before (coin flip), the moment the
+            # asked entity reaches its final place, at random points of that side.
+            at = chain_at[settled]
+            if rand() < 0.5:
+                to_decoy = at + 1 + int(rand() * (len(events) - at))
+                to_final = at + 1 + int(rand() * (to_decoy - at))
+            else:
+                to_decoy = int(rand() * (at + 1))
+                to_final = int(rand() * (to_decoy + 1))
+            events.insert(to_decoy, (MOVE, mirror, decoy))
+            events.insert(to_final, (MOVE, mirror, final))
+            self.even_out(events, final, decoy, [mirror, *others])
         label = asked == final
-
-        events = self.interleave(threads)
         story = self.render(events)
         if target[0].isupper():
             question = f"Is {target} in the {asked}?"
@@ -405,11 +414,41 @@ class _StoryWriter:
             question = f"Is the {target} in the {asked}?"
         return story, question, label
 
-    def interleave(self, threads: list) -> list:
-        """Merge the threads at random, keeping each thread's order, in runs of 1..spec.run."""
+    def even_out(self, events: list, final: str, decoy: str, movers: list) -> None:
+        """Add distractor visits until the final place and the decoy are mentioned equally often.
+
+        Each visit goes to a random distractor at a random point of its own timeline where it
+        neither comes from nor goes next to that place (no "went to the X" twice in a row).
+        """
+        rand = self.rand
+        gap = 0
+        for event in events:
+            if event[0] == MOVE:
+                gap += (event[2] == final) - (event[2] == decoy)
+        attempts = 4 * abs(gap) + 4
+        while gap and attempts:
+            attempts -= 1
+            place = decoy if gap > 0 else final
+            actor = movers[int(rand() * len(movers))]
+            own = [i for i, event in enumerate(events) if event[1] == actor]
+            slot = int(rand() * (len(own) + 1))  # before own[slot]
+            before = next((events[i][2] for i in reversed(own[:slot]) if events[i][0] == MOVE), None)
+            after = next((events[i][2] for i in own[slot:] if events[i][0] == MOVE), None)
+            if place in (before, after):
+                continue
+            low = own[slot - 1] + 1 if slot else 0
+            high = own[slot] if slot < len(own) else len(events)
+            events.insert(low + int(rand() * (high - low + 1)), (MOVE, actor, place))
+            gap += -1 if gap > 0 else 1
+
+    def interleave(self, threads: list) -> tuple[list, list[int]]:
+        """Merge the threads at random, keeping each thread's order, in runs of 1..spec.run.
+
+        Returns the events and, for each event of ``threads[0]`` (the chain), its new index.
+        """
         rand, run = self.rand, self.spec.run
         keyed = []
-        for thread in threads:
+        for number, thread in enumerate(threads):
             runs = []
             i, n = 0, len(thread)
             while i < n:
@@ -417,9 +456,15 @@ class _StoryWriter:
                 runs.append(thread[i : i + step])
                 i += step
             keys = sorted([rand() for _ in runs])
-            keyed.extend(zip(keys, runs))
+            keyed.extend(zip(keys, [number] * len(runs), runs))
         keyed.sort(key=_first)
-        return [event for _, events in keyed for event in events]
+        events: list = []
+        chain_at: list = []
+        for _, number, events_run in keyed:
+            if number == 0:
+                chain_at.extend(range(len(events), len(events) + len(events_run)))
+            events.extend(events_run)
+        return events, chain_at
 
     def render(self, events: list) -> str:
         """English sentences of spec.clauses events each; repeated subjects elided, 'it' in superdense."""
@@ -462,8 +507,9 @@ def _first(pair):
     return pair[0]
 
 
-def _place_history(events: Iterable[tuple], target: str) -> list[str]:
-    """The places ``target`` occupied, in order (consecutive repeats merged), by replaying events.
+def _place_history(events: Sequence[tuple], target: str) -> tuple[list[str], int]:
+    """The places ``target`` occupied, in order (consecutive repeats merged), by replaying events,
+    and the index of the event that brought it to its final place.
 
     The containment chain is followed upward: a thing's holder is an actor, a container, or a
     place it was dropped in; an actor's place is its last move.
@@ -471,7 +517,8 @@ def _place_history(events: Iterable[tuple], target: str) -> list[str]:
     loc: dict = {}
     parent: dict = {}
     history: list = []
-    for event in events:
+    settled = -1
+    for index, event in enumerate(events):
         kind = event[0]
         if kind == MOVE:
             loc[event[1]] = event[2]
@@ -495,7 +542,8 @@ def _place_history(events: Iterable[tuple], target: str) -> list[str]:
                 break
         if place is not None and (not history or history[-1] != place):
             history.append(place)
-    return history
+            settled = index
+    return history, settled
 
 
 # ---------------------------------------------------------------------------------------------
