@@ -207,9 +207,10 @@ def plugins(
         if record["description"]:
             print(f"    {record['description']}")
         print(f"    hooks: {', '.join(record['hooks'])}")
+        option = "--param " if record["kind"] == "model" else f"--logger-param {record['name']}."
         for p in record["params"]:
             extra = f" choices={p['choices']}" if "choices" in p else ""
-            print(f"    --param {p['name']}={p['default']!r}  ({p['type']}{extra})  {p['help']}")
+            print(f"    {option}{p['name']}={p['default']!r}  ({p['type']}{extra})  {p['help']}")
 
 
 # -------------------------------------------------------------------------------------------------

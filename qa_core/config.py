@@ -92,6 +92,10 @@ class RunConfig:
         return data
 
 
+def looks_secret(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
+
+
 def redact_logger_params(logger_params: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
     return {
         tracker: {key: (REDACTED if _SECRET_KEY.search(key) else value) for key, value in options.items()}

@@ -126,6 +126,21 @@ def resolve_max_len(config: RunConfig, params: dict[str, Any], train: Sequence[E
 # -------------------------------------------------------------------------------------------------
 
 
+def check_logger_params(tracker: str, info: Any, options: dict[str, str]) -> None:
+    """A tracker that declares its options refuses unknown ones before the run starts."""
+    from .config import looks_secret
+
+    declared = {param.name for param in info.params}
+    unknown = sorted(set(options) - declared) if declared else []
+    if unknown and looks_secret(unknown[0]):
+        raise ConfigError(
+            f"--logger-param {tracker}.{unknown[0]}: secrets are not taken on the command line (shell history, "
+            f"process lists); set the tracker's environment variable instead (see its README)"
+        )
+    if unknown:
+        raise ConfigError(f"--logger-param {tracker}.{unknown[0]}: unknown option; {tracker} accepts: {', '.join(sorted(declared))}")
+
+
 def seed_everything(seed: int) -> np.random.Generator:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -301,7 +316,9 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
     params = model_plugin.resolve_params(given)
     trackers = ["local", *config.loggers]
     for name in config.loggers:
-        pm.tracker(name)  # unknown tracker: fail before any work
+        check_logger_params(name, pm.tracker(name).info, config.logger_params.get(name, {}))  # before any work
+    for name in set(config.logger_params) - set(config.loggers):
+        raise ConfigError(f"--logger-param {name}.*: tracker '{name}' is not active (add --logger {name})")
     point = read_resume_point(resume, suffix) if resume is not None else None
 
     runs_dir = Path(config.runs_dir)

@@ -95,9 +95,11 @@ class TrackerHub:
         return [tracker.name for tracker in self.trackers]
 
     def _broadcast(self, hook: str, **kwargs: Any) -> None:
+        # Each tracker gets its own shallow copies: a threaded tracker reads them later, and
+        # neither the caller nor another tracker may change them under it.
         kwargs["run"] = self.run
         for tracker in self.trackers:
-            tracker.submit(hook, kwargs)
+            tracker.submit(hook, {k: dict(v) if isinstance(v, dict) else v for k, v in kwargs.items()})
 
     def run_start(self) -> None:
         self._broadcast("qa_log_run_start")
