@@ -7,16 +7,16 @@ are loaded only by the commands that need them, so ``qa --help`` stays fast.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, List, Optional
 
 import typer
 
-from .errors import ConfigError, QAError, RunInterrupted
+from .cli_support import TracebackOption, _csv, _csv_ints, cli_errors
+from .errors import ConfigError
 
 app = typer.Typer(
     help="Train and evaluate yes/no question-answering models on stories, across frameworks.",
@@ -27,51 +27,6 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Generate, inspect, split and convert datasets.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(data_app, name="data")
-
-TracebackOption = typer.Option(False, "--traceback", help="Show the full traceback on errors.")
-
-
-def cli_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """One clear line and a non-zero exit code for every error; a traceback only when asked."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        show = kwargs.get("traceback") or os.environ.get("QA_TRACEBACK", "") not in ("", "0")
-        try:
-            return command(*args, **kwargs)
-        except QAError as exc:
-            if show:
-                raise
-            prefix = "" if isinstance(exc, RunInterrupted) else "error: "
-            for number, line in enumerate(str(exc).splitlines() or [""]):
-                print((prefix if number == 0 else "  ") + line, file=sys.stderr)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort, SystemExit, BrokenPipeError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - an unexpected failure still gets one line
-            if show:
-                raise
-            print(f"error: unexpected {type(exc).__name__}: {exc} (run again with --traceback for details)", file=sys.stderr)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def _csv_ints(option: str, text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"{option}: expected comma-separated integers, got {text!r}") from None
-
-
-def _csv(text: str | None) -> list[str] | None:
-    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
-
 
 # -------------------------------------------------------------------------------------------------
 # qa run

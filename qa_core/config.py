@@ -24,6 +24,7 @@ else:  # pragma: no cover - Python 3.10
 DEFAULT_DATA_SIZES = {"train": 4500, "val": 900, "test": 900}
 
 _SECRET_KEY = re.compile(r"token|secret|password|api[_-]?key|credential", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^/@\s]+(@)")
 REDACTED = "<redacted>"
 
 
@@ -98,7 +99,7 @@ def looks_secret(key: str) -> bool:
 
 def redact_logger_params(logger_params: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
     return {
-        tracker: {key: (REDACTED if _SECRET_KEY.search(key) else value) for key, value in options.items()}
+        tracker: {key: (REDACTED if _SECRET_KEY.search(key) else _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\2", value)) for key, value in options.items()}
         for tracker, options in logger_params.items()
     }
 

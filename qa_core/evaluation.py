@@ -5,6 +5,8 @@
     eval/confusion_matrix.json TN FP FN TP overall and per cell
     eval/misclassified.jsonl   each wrong prediction: story, question, truth, probability, cell
     eval/errors.json           the cells with the most errors, with their FP / FN split
+    eval/*.png                 with ``plots=True`` and matplotlib installed: accuracy by noun count,
+                               the category x noun-count heatmap, the confusion matrix
 """
 
 from __future__ import annotations
@@ -69,8 +71,11 @@ def error_summary(report: MetricsReport, top: int = 10) -> dict[str, Any]:
     }
 
 
-def write_eval(directory: Path, report: MetricsReport, examples: Sequence[Example], probs: np.ndarray) -> list[Path]:
-    """Write the eval/ files for one scored split; returns their paths."""
+def write_eval(
+    directory: Path, report: MetricsReport, examples: Sequence[Example], probs: np.ndarray, plots: bool = False
+) -> list[Path]:
+    """Write the eval/ files for one scored split; returns their paths. With ``plots``, also the
+    PNG plots when matplotlib is installed (without it: one warning line, the numbers still)."""
     directory.mkdir(parents=True, exist_ok=True)
     write_json(directory / "metrics.json", report.to_json())
 
@@ -113,7 +118,25 @@ def write_eval(directory: Path, report: MetricsReport, examples: Sequence[Exampl
         )
     _write_text(directory / "misclassified.jsonl", "".join(line + "\n" for line in lines))
     write_json(directory / "errors.json", error_summary(report))
-    return [directory / name for name in EVAL_FILES]
+    written = [directory / name for name in EVAL_FILES]
+    if plots:
+        written += write_eval_plots(directory, report)
+    return written
+
+
+def write_eval_plots(directory: Path, report: MetricsReport) -> list[Path]:
+    """The PNG plots of a scored split into ``directory``; none (and a warning) without matplotlib."""
+    from . import console
+    from .analysis import plots
+    from .analysis.runs import CellTable
+
+    overall = report.overall
+    try:
+        figures = plots.result_figures(CellTable.from_report(report), np.array([[overall.tn, overall.fp], [overall.fn, overall.tp]]))
+    except plots.PlottingUnavailable as exc:
+        console.warn(f"qa: plots skipped, the numbers are written: {exc}")
+        return []
+    return plots.write_figures(figures, directory)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -148,8 +171,10 @@ def evaluate_saved(
     threshold: float = 0.5,
     data_format: str = "auto",
     vocab_file: Path | None = None,
+    plots: bool = True,
 ) -> tuple[MetricsReport, Path, dict[str, Any]]:
-    """Score the model at ``target`` on ``data_file``; write eval files. Returns (report, eval dir, meta)."""
+    """Score the model at ``target`` on ``data_file``; write eval files (and plots, when asked and
+    matplotlib is installed). Returns (report, eval dir, meta)."""
     from . import metrics
     from .checkpoints import meta_path, read_meta
     from .data.loading import read_examples
@@ -184,5 +209,5 @@ def evaluate_saved(
     if out_dir is None:
         base = run_dir if run_dir is not None else checkpoint.parent
         out_dir = base / "eval" / Path(data_file).stem
-    write_eval(out_dir, report, examples, probs)
+    write_eval(out_dir, report, examples, probs, plots=plots)
     return report, out_dir, meta

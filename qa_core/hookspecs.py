@@ -221,7 +221,7 @@ def qa_log_run_start(run: RunContext) -> None:
     Args:
         run: run id, run directory, model plugin, dataset, resolved config, tags and the
             tracker's own ``--logger-param`` options (``run.params_for(name)``). Keep per-run
-            state in ``run.stash``.
+            state in ``run.stash``. ``run.resumed_after_epoch`` is set on ``qa run --resume``.
 
     Returns:
         None.
@@ -283,8 +283,9 @@ def qa_log_summary(run: RunContext, values: Mapping[str, Any]) -> None:
 def qa_log_artifact(run: RunContext, path: Path, name: str) -> None:
     """Keep a file produced by the run.
 
-    Called by the training loop for the best checkpoint (``model/best``), the vocabulary
-    (``model/vocab``) and each evaluation file (``eval/<file name>``).
+    Called by the training loop for the best checkpoint (``model/best``) and its meta file
+    (``model/best.meta``: keep the two together, a checkpoint is loaded only beside its meta), the
+    vocabulary (``model/vocab``) and each evaluation file (``eval/<file name>``).
 
     Args:
         run: the run.

@@ -313,12 +313,14 @@ def _convert(param: Any, value: Any) -> Any:
     return value
 
 
-def resolve_params(plugin: str, info: PluginInfo, given: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_params(plugin: str, info: PluginInfo, given: Mapping[str, Any], option: str = "--param ") -> dict[str, Any]:
+    """Fill defaults, convert strings by each Param's type, check bounds, choices and the plugin's
+    own checks. ``option`` names the command-line form in messages (``--logger-param neptune.``)."""
     declared = {param.name: param for param in info.params}
     unknown = sorted(set(given) - set(declared))
     if unknown:
         names = ", ".join(declared) or "none"
-        raise ConfigError(f"--param {unknown[0]}: unknown parameter for plugin '{plugin}'; its parameters: {names}")
+        raise ConfigError(f"{option}{unknown[0]}: unknown parameter for plugin '{plugin}'; its parameters: {names}")
     params: dict[str, Any] = {}
     for name, param in declared.items():
         if name not in given:
@@ -336,13 +338,13 @@ def resolve_params(plugin: str, info: PluginInfo, given: Mapping[str, Any]) -> d
             if problem:
                 raise ValueError(problem)
         except ValueError as exc:
-            raise ConfigError(f"--param {name}: {exc} (plugin '{plugin}')") from None
+            raise ConfigError(f"{option}{name}: {exc} (plugin '{plugin}')") from None
         params[name] = value
     if info.validate is not None:
         try:
             info.validate(params)
         except ValueError as exc:
-            raise ConfigError(f"--param: {exc} (plugin '{plugin}')") from None
+            raise ConfigError(f"{option.rstrip(' .')}: {exc} (plugin '{plugin}')") from None
     return params
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__, console, metrics
-from .checkpoints import META_FORMAT, CheckpointPolicy, read_meta
+from .checkpoints import META_FORMAT, CheckpointPolicy, meta_path, read_meta
 from .config import DEFAULT_DATA_SIZES, RunConfig
 from .data.loading import read_dir, read_examples
 from .data.records import Example, write_jsonl
@@ -93,9 +93,10 @@ def load_data(config: RunConfig, runs_dir: Path) -> Data:
 
 def default_dataset(runs_dir: Path, seed: int) -> Data:
     """Generate (once, then reuse) the default dataset under ``<runs_dir>/_data/``."""
-    from .data.generator import generate_splits
+    from .data.generator import GENERATOR_VERSION, generate_splits
 
-    directory = runs_dir / "_data" / f"default-seed{seed}-qa{__version__}"
+    # Named by everything that decides its content, so stale data is never silently reused.
+    directory = runs_dir / "_data" / f"default-seed{seed}-gen{GENERATOR_VERSION}-qa{__version__}"
     if not all((directory / f"{split}.jsonl").is_file() for split in DEFAULT_DATA_SIZES):
         console.say(f"no data given: generating the default dataset into {directory}")
         splits = generate_splits(DEFAULT_DATA_SIZES, seed=seed)
@@ -127,18 +128,20 @@ def resolve_max_len(config: RunConfig, params: dict[str, Any], train: Sequence[E
 
 
 def check_logger_params(tracker: str, info: Any, options: dict[str, str]) -> None:
-    """A tracker that declares its options refuses unknown ones before the run starts."""
+    """A tracker that declares its options has them converted and checked before the run
+    starts, like a model plugin's --param; secrets are never taken on the command line."""
     from .config import looks_secret
+    from .plugins import resolve_params
 
     declared = {param.name for param in info.params}
-    unknown = sorted(set(options) - declared) if declared else []
-    if unknown and looks_secret(unknown[0]):
+    secret = next((key for key in options if key not in declared and looks_secret(key)), None)
+    if secret:
         raise ConfigError(
-            f"--logger-param {tracker}.{unknown[0]}: secrets are not taken on the command line (shell history, "
+            f"--logger-param {tracker}.{secret}: secrets are not taken on the command line (shell history, "
             f"process lists); set the tracker's environment variable instead (see its README)"
         )
-    if unknown:
-        raise ConfigError(f"--logger-param {tracker}.{unknown[0]}: unknown option; {tracker} accepts: {', '.join(sorted(declared))}")
+    if declared:
+        resolve_params(tracker, info, options, option=f"--logger-param {tracker}.")
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -253,8 +256,6 @@ class ResumePoint:
 
 
 def read_resume_point(run_dir: Path, suffix: str) -> ResumePoint:
-    from .checkpoints import meta_path
-
     last = run_dir / "checkpoints" / f"last{suffix}"
     if not last.is_file() or not meta_path(last, suffix).is_file():
         raise ConfigError(f"--resume {run_dir}: no completed epoch was saved (no checkpoints/last{suffix}); start the run again")
@@ -363,6 +364,7 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
         config=public,
         tags=tuple(config.tags),
         logger_params={k: dict(v) for k, v in config.logger_params.items()},
+        resumed_after_epoch=point.epoch if point is not None else None,
     )
     hub = TrackerHub(pm, trackers, context, warn=console.warn)
     versions = [(name, pm.records[name].version or "?") for name in hub.names]
@@ -473,11 +475,12 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
                 tested = f"best epoch {policy.best.epoch} ({policy.best_path.name})"
             test_probs = check_probabilities(model_plugin, model_plugin.evaluate(test_model, encoded["test"], config.batch_size), len(encoded["test"]))
             test_report = metrics.compute_for_split(encoded["test"], test_probs, config.threshold)
-            eval_files = write_eval(run_dir / "eval", test_report, data.splits["test"], test_probs)
+            eval_files = write_eval(run_dir / "eval", test_report, data.splits["test"], test_probs, plots=True)
             test_values = metrics.metric_names(test_report, "test")
             hub.summary(test_values)
             if policy.best and policy.best_path.is_file():
                 hub.artifact(policy.best_path, "model/best")
+                hub.artifact(meta_path(policy.best_path, suffix), "model/best.meta")
             hub.artifact(vocab_path, "model/vocab")
             for path in eval_files:
                 hub.artifact(path, f"eval/{path.name}")

@@ -166,6 +166,9 @@ class RunContext:
     tags: tuple[str, ...] = ()
     #: ``--logger-param NAME.KEY=VALUE`` options, grouped by tracker name.
     logger_params: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Set when this is ``qa run --resume``: the last epoch the earlier process finished. A
+    #: tracker may continue its earlier record of the run (same ``run_id``) instead of a new one.
+    resumed_after_epoch: int | None = None
     #: Per-run scratch space for plugins, keyed by plugin name (like pytest's stash).
     stash: dict[str, Any] = field(default_factory=dict)
 

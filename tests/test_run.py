@@ -58,7 +58,10 @@ def test_run_writes_a_complete_run_directory(bow_run, tiny_data):
     assert json.loads((checkpoints / "best.meta.json").read_text())["epoch"] == best["epoch"]
 
     eval_dir = run_dir / "eval"
-    assert {p.name for p in eval_dir.iterdir()} == {"metrics.json", "groups.csv", "confusion_matrix.json", "misclassified.jsonl", "errors.json"}
+    numbers = {"metrics.json", "groups.csv", "confusion_matrix.json", "misclassified.jsonl", "errors.json"}
+    plots = {p.name for p in eval_dir.glob("*.png")}
+    assert {p.name for p in eval_dir.iterdir()} == numbers | plots
+    assert len(plots) == 3  # matplotlib is installed with the [plots] extra in the test set-up
     test = read_jsonl(tiny_data / "test.jsonl")
     cm = json.loads((eval_dir / "confusion_matrix.json").read_text())["matrix"]
     assert sum(map(sum, cm)) == len(test)

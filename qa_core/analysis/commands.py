@@ -1,9 +1,114 @@
-"""CLI commands of the analysis room, registered on the main `qa` app by qa_core.cli."""
+"""CLI commands of the analysis room, registered on the main `qa` app by qa_core.cli.
+
+    qa plot RUN_DIR                  training curves and test plots as PNG files
+    qa report RUN_DIR                one self-contained HTML page
+    qa probe RUN_DIR                 fresh stories of growing noun count: accuracy curve, boundary
+    qa compare RUN_DIR RUN_DIR ...   runs side by side, the better run marked per cell
+
+Only typer is imported here: the analysis modules (and numpy, matplotlib) are imported inside
+the command functions, so ``qa --help`` stays fast.
+"""
 
 from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
 
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
-    """Add the analysis commands to ``app`` (and ``data_app``)."""
+    """Add the analysis commands to ``app`` (``data_app`` has none of ours)."""
+    # qa_core.cli calls this while it is being imported, after cli_errors is defined.
+    from ..cli_support import TracebackOption, _csv, _csv_ints, cli_errors
+    from ..errors import ConfigError
+
+    @app.command("plot")
+    @cli_errors
+    def plot(
+        run_dir: Path = typer.Argument(..., help="A run directory made by `qa run`."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Directory for the PNG files [default: RUN_DIR/eval]."),
+        traceback: bool = TracebackOption,
+    ) -> None:
+        """Training curves and test plots of a run as PNG files (needs matplotlib)."""
+        from . import plots
+        from .runs import RunRecord
+
+        run = RunRecord.load(run_dir)
+        figures = plots.run_figures(run)  # PlottingUnavailable is a QAError: one line, exit 2
+        if not figures:
+            raise ConfigError(f"{run_dir}: nothing to plot yet (no finished epoch and no test results)")
+        for path in plots.write_figures(figures, out or run.path / "eval"):
+            print(f"wrote {path}")
+
+    @app.command("report")
+    @cli_errors
+    def report(
+        run_dir: Path = typer.Argument(..., help="A run directory made by `qa run`."),
+        out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write [default: RUN_DIR/report.html]."),
+        traceback: bool = TracebackOption,
+    ) -> None:
+        """One self-contained HTML report: tables, config, best and top-k epochs, embedded plots."""
+        from .report import write_report
+
+        path, images, missing = write_report(run_dir, out)
+        if missing:
+            print(f"plots left out: {missing}")
+        print(f"wrote {path} ({len(images)} plots embedded)")
+
+    @app.command("probe")
+    @cli_errors
+    def probe(
+        run_dir: Path = typer.Argument(..., help="A run directory made by `qa run`; its best checkpoint is scored."),
+        noun_counts: Optional[str] = typer.Option(None, "--noun-counts", help="Comma-separated noun counts [default: 4,8,15,30,50]."),
+        categories: Optional[str] = typer.Option(None, "--categories", help="Comma-separated categories [default: the generator's categories the run was tested on]."),
+        per_cell: int = typer.Option(100, "--per-cell", help="Fresh stories per category x noun-count cell."),
+        threshold: float = typer.Option(0.75, "--threshold", help="Accuracy below which a cell is past the performance boundary."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Generator seed [default: the run's seed + 1000003]."),
+        batch_size: int = typer.Option(64, "--batch-size", "-b"),
+        as_json: bool = typer.Option(False, "--json", help="Print probe.json instead of the table."),
+        traceback: bool = TracebackOption,
+    ) -> None:
+        """Score the best model on fresh stratified sets of growing noun count; name the boundary."""
+        from . import probe as probing
+
+        result = probing.probe(
+            run_dir,
+            _csv_ints("--noun-counts", noun_counts) or probing.DEFAULT_NOUN_COUNTS,
+            _csv(categories),
+            per_cell,
+            threshold,
+            seed,
+            batch_size,
+        )
+        if as_json:
+            print(json.dumps(result.to_json(), indent=2))
+            return
+        print(probing.format_probe(result))
+        if result.plot_note:
+            print(result.plot_note)
+        print(f"probe files: {result.directory}")
+
+    @app.command("compare")
+    @cli_errors
+    def compare(
+        run_dirs: List[Path] = typer.Argument(..., help="Two or more run directories."),
+        plot: bool = typer.Option(False, "--plot", help="Also save a grouped bar chart (compare.png) with the numbers (compare.csv, compare.json)."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Directory for compare.png/.csv/.json [default: the current directory, with --plot]."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
+        traceback: bool = TracebackOption,
+    ) -> None:
+        """Runs side by side: overall and per-cell accuracy, best epoch, time, framework; better run marked."""
+        from .compare import compare_runs, dumps, format_table, write_outputs
+
+        comparison = compare_runs(run_dirs)
+        print(dumps(comparison) if as_json else format_table(comparison))
+        if plot or out is not None:
+            written, missing = write_outputs(comparison, out or Path.cwd(), plot)
+            status = sys.stderr if as_json else sys.stdout  # keep --json output parseable
+            if missing:
+                print(f"plot left out: {missing}", file=status)
+            for path in written:
+                print(f"wrote {path}", file=status)

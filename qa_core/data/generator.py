@@ -28,13 +28,22 @@ Two difficulty axes:
 How a story is built (all in :class:`_StoryWriter`): the *chain* thread is the events that
 decide the answer, written for the category (e.g. Mary picks up the apple, walks through two
 places, gives it to John, John walks on); every other actor gets a *distractor* thread of its own
-moves, takes, drops and puts, on objects nobody else touches. The threads are then interleaved at
+moves, takes, drops and puts, on things nobody else touches. The threads are then interleaved at
 random, keeping each thread's order, in short runs so one actor often does two things in a row.
-Because the distractor threads never touch the chain's actors or objects, replaying the chain
-thread gives exactly the asked entity's history in the full story; the checker replays the full
-story. The story is written *before* the answer is drawn, so nothing in the story differs between
-yes and no questions: a "yes" asks the entity's final place, a "no" a place the entity really was
-at earlier (a hard negative), so "was this place ever mentioned with this entity" is worthless.
+Because the distractor threads never touch the chain's actors or things, replaying the chain
+thread gives exactly the asked entity's history in the full story (the checker replays the full
+story and agrees).
+
+No shortcut gives the answer away:
+
+* The story is written *before* the answer is drawn: a "yes" asks the entity's final place, a
+  "no" asks the *decoy*, a place the entity really was at earlier (a hard negative), chosen
+  with the story. So "was this place ever mentioned with this entity" is worthless.
+* The entity reaches its final place after it left the decoy, so "the place mentioned last" or
+  "most often" would favour "yes". One distractor, the *mirror*, walks the same way backwards
+  (final place, then decoy) on a shadow copy of the chain's timeline, and other distractors
+  visit the less named of the two until both are named equally often. ``tests/test_generator.py``
+  checks that such place-only guesses score near 50% in every cell.
 
 Randomness is derived from a string key per (seed, split, category, noun count, block of 256
 stories) through SHA-256, so adding a category or a split never changes another cell, and no
@@ -45,6 +54,7 @@ indices is a "yes", so every cell is balanced 50/50 (off by one for an odd size)
 from __future__ import annotations
 
 import hashlib
+import numbers
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -96,9 +106,8 @@ class _Spec:
     name: str
     hops: int
     min_nouns: int  # the chain's own nouns plus a second place for the hard negative
-    clauses: int  # events told per sentence
+    clauses: int  # events told per sentence; with 3, "it" replaces a thing the sentence just named
     run: int  # longest run of one thread's events kept adjacent when interleaving
-    pronouns: bool
     actor_share: float
     place_share: float
     container_share: float
@@ -113,9 +122,9 @@ class _Spec:
 _SPECS = {
     spec.name: spec
     for spec in (
-        _Spec("simple", 1, 3, 1, 1, False, 0.35, 0.30, 0.0, 2, 0.3, 0.3, 0.3, 0.0, 0.3),
-        _Spec("dense", 2, 4, 2, 2, False, 0.35, 0.30, 0.0, 2, 0.8, 0.4, 0.4, 0.0, 0.3),
-        _Spec("superdense", 3, 5, 3, 3, True, 0.35, 0.28, 0.10, 2, 1.2, 0.5, 0.35, 0.7, 0.3),
+        _Spec("simple", 1, 3, 1, 1, 0.35, 0.30, 0.0, 2, 0.3, 0.3, 0.3, 0.0, 0.3),
+        _Spec("dense", 2, 4, 2, 2, 0.35, 0.30, 0.0, 2, 0.8, 0.4, 0.4, 0.0, 0.3),
+        _Spec("superdense", 3, 5, 3, 3, 0.35, 0.28, 0.10, 2, 1.2, 0.5, 0.35, 0.7, 0.3),
     )
 }
 
@@ -163,7 +172,7 @@ def min_noun_count(category: str) -> int:
 def _check_cell(category: str, noun_count: int) -> _Spec:
     if category not in _SPECS:
         raise ConfigError(f"unknown story category {category!r} (choose from {', '.join(CATEGORIES)})")
-    if isinstance(noun_count, bool) or not isinstance(noun_count, int):
+    if isinstance(noun_count, bool) or not isinstance(noun_count, numbers.Integral):
         raise ConfigError(f"noun count must be an integer, got {noun_count!r}")
     low, high = min_noun_count(category), max_noun_count(category)
     if noun_count < low:
@@ -181,29 +190,37 @@ def _check_cell(category: str, noun_count: int) -> _Spec:
 
 
 class _StoryWriter:
-    """Writes the stories of one block: one random stream, one category, one noun count."""
+    """Writes the stories of one block: one random stream, one category, one noun count.
+
+    ``write`` keeps the story being built on ``self``: ``loc`` (each actor's place so far, while
+    its thread is written) and ``places`` (the story's places).
+    """
 
     def __init__(self, spec: _Spec, rand: Callable[[], float]):
         self.spec = spec
         self.rand = rand
+        self.loc: dict = {}
+        self.places: list = []
 
-    # -- small steps, each appending one event to a thread and updating `loc` -----------------
+    # -- small steps, each appending events to a thread and updating `loc` --------------------
 
-    def move(self, thread: list, actor: str, loc: dict, places: list, visited: set) -> None:
-        """Send ``actor`` somewhere it is not."""
-        rand = self.rand
-        here = loc.get(actor)
+    def moves(self, thread: list, actor: str, count: int) -> None:
+        """Send ``actor`` ``count`` times somewhere it is not."""
+        rand, loc, places = self.rand, self.loc, self.places
         n = len(places)
-        place = places[int(rand() * n)]
-        while place == here:
-            place = places[int(rand() * n)]
-        loc[actor] = place
-        visited.add(place)
-        thread.append((MOVE, actor, place))
-
-    def moves(self, thread: list, actor: str, count: int, loc: dict, places: list, visited: set) -> None:
         for _ in range(count):
-            self.move(thread, actor, loc, places, visited)
+            here = loc.get(actor)
+            place = places[int(rand() * n)]
+            while place == here:
+                place = places[int(rand() * n)]
+            loc[actor] = place
+            thread.append((MOVE, actor, place))
+
+    def go(self, thread: list, actor: str, place: str) -> None:
+        """Send ``actor`` to ``place`` unless it is there already."""
+        if self.loc.get(actor) != place:
+            self.loc[actor] = place
+            thread.append((MOVE, actor, place))
 
     def up_to(self, most: int) -> int:
         """A number of extra moves, 0..most."""
@@ -211,88 +228,82 @@ class _StoryWriter:
 
     # -- the chain: the events the answer depends on -----------------------------------------
 
-    def chain_simple(self, actors, loc, places, visited) -> tuple[list, str, list]:
+    def chain_simple(self, actors) -> tuple[list, str, list]:
         """Mary walks through 2+ places; asked where she is."""
         chain: list = []
         mary = actors[0]
-        self.moves(chain, mary, 2 + self.up_to(self.spec.chain_moves), loc, places, visited)
+        self.moves(chain, mary, 2 + self.up_to(self.spec.chain_moves))
         return chain, mary, [mary]
 
-    def chain_dense(self, actors, objects, loc, places, visited) -> tuple[list, str, list]:
+    def chain_dense(self, actors, objects) -> tuple[list, str, list]:
         """The apple is carried, maybe handed over (give, or drop and pick up); asked where it is."""
-        rand, most = self.rand, self.spec.chain_moves
+        rand, most, up_to, moves = self.rand, self.spec.chain_moves, self.up_to, self.moves
         chain: list = []
         apple = objects[0]
         carrier = actors[0]
         if len(actors) < 2 or rand() < 0.34:
-            self.moves(chain, carrier, 1 + self.up_to(most), loc, places, visited)
+            moves(chain, carrier, 1 + up_to(most))
             chain.append((TAKE, carrier, apple))
-            self.moves(chain, carrier, self.up_to(most), loc, places, visited)
+            moves(chain, carrier, up_to(most))
             return chain, apple, [carrier]
         first = actors[1]
-        self.moves(chain, first, 1 + self.up_to(most), loc, places, visited)
+        moves(chain, first, 1 + up_to(most))
         chain.append((TAKE, first, apple))
-        self.moves(chain, first, self.up_to(most), loc, places, visited)
-        self.hand_over(chain, first, carrier, apple, loc, places, visited)
-        self.moves(chain, carrier, self.up_to(most), loc, places, visited)
-        self.moves(chain, first, self.up_to(1), loc, places, visited)  # the giver walks on: a trap
+        moves(chain, first, up_to(most))
+        self.hand_over(chain, first, carrier, apple)
+        moves(chain, carrier, up_to(most))
+        moves(chain, first, up_to(1))  # the giver walks on: a trap for "last seen with"
         return chain, apple, [carrier, first]
 
-    def chain_superdense(self, actors, objects, containers, loc, places, visited) -> tuple[list, str, list]:
+    def chain_superdense(self, actors, objects, containers) -> tuple[list, str, list]:
         """The apple is packed into the box, the box is carried and maybe handed over."""
-        rand, most = self.rand, self.spec.chain_moves
+        rand, most, up_to, moves = self.rand, self.spec.chain_moves, self.up_to, self.moves
         chain: list = []
         apple, box = objects[0], containers[0]
         carrier = actors[0]
         packer = carrier if len(actors) < 2 or rand() < 0.34 else actors[1]
-        self.moves(chain, packer, 1 + self.up_to(most), loc, places, visited)
+        moves(chain, packer, 1 + up_to(most))
         first, second = (apple, box) if rand() < 0.5 else (box, apple)
         chain.append((TAKE, packer, first))
-        self.moves(chain, packer, self.up_to(1), loc, places, visited)
+        moves(chain, packer, up_to(1))
         chain.append((TAKE, packer, second))
-        self.moves(chain, packer, self.up_to(1), loc, places, visited)
+        moves(chain, packer, up_to(1))
         chain.append((PUT, packer, apple, box))
-        self.moves(chain, packer, self.up_to(most), loc, places, visited)
-        if packer != carrier:
-            self.hand_over(chain, packer, carrier, box, loc, places, visited)
-            self.moves(chain, carrier, self.up_to(most), loc, places, visited)
-            self.moves(chain, packer, self.up_to(1), loc, places, visited)
-        return chain, apple, [carrier] if packer == carrier else [carrier, packer]
+        moves(chain, packer, up_to(most))
+        if packer == carrier:
+            return chain, apple, [carrier]
+        self.hand_over(chain, packer, carrier, box)
+        moves(chain, carrier, up_to(most))
+        moves(chain, packer, up_to(1))
+        return chain, apple, [carrier, packer]
 
-    def hand_over(self, chain, giver, receiver, thing, loc, places, visited) -> None:
+    def hand_over(self, chain, giver, receiver, thing) -> None:
         """``receiver`` comes to ``giver``'s place and gets ``thing``: by give, or drop and take."""
         rand = self.rand
-        self.moves(chain, receiver, self.up_to(1), loc, places, visited)  # somewhere else first
-        there = loc[giver]
+        self.moves(chain, receiver, self.up_to(1))  # maybe somewhere else first
+        there = self.loc[giver]
         if rand() < 0.5:
-            if loc.get(receiver) != there:
-                loc[receiver] = there
-                chain.append((MOVE, receiver, there))
+            self.go(chain, receiver, there)
             chain.append((GIVE, giver, thing, receiver))
         else:
-            # drop, then the receiver arrives (or was already there) and picks it up
-            arrive_first = rand() < 0.5
-            if arrive_first and loc.get(receiver) != there:
-                loc[receiver] = there
-                chain.append((MOVE, receiver, there))
+            if rand() < 0.5:  # the receiver is there before the drop, or comes after it
+                self.go(chain, receiver, there)
             chain.append((DROP, giver, thing))
-            if loc.get(receiver) != there:
-                loc[receiver] = there
-                chain.append((MOVE, receiver, there))
+            self.go(chain, receiver, there)
             chain.append((TAKE, receiver, thing))
 
     # -- distractors -------------------------------------------------------------------------
 
-    def distractor(self, actor, things, loc, places, visited, pending, echo, containers) -> list:
+    def distractor(self, actor: str, things: list, pending: list, echo: list, containers: frozenset) -> list:
         """One actor's own errands: moves, takes of its own things, a put, a drop."""
-        rand, spec = self.rand, self.spec
+        rand, spec, arrive = self.rand, self.spec, self.arrive
         thread: list = []
-        self.arrive(thread, actor, loc, places, visited, pending, echo)
+        arrive(thread, actor, pending, echo)
         held_objects: list = []
         held_containers: list = []
         for thing in things:
             if rand() < spec.wander_rate:
-                self.arrive(thread, actor, loc, places, visited, pending, echo)
+                arrive(thread, actor, pending, echo)
             thread.append((TAKE, actor, thing))
             (held_containers if thing in containers else held_objects).append(thing)
         if held_objects and held_containers and rand() < spec.put_rate:
@@ -301,28 +312,27 @@ class _StoryWriter:
         held = held_objects + held_containers
         if held and rand() < spec.drop_rate:
             if rand() < 0.5:
-                self.arrive(thread, actor, loc, places, visited, pending, echo)
+                arrive(thread, actor, pending, echo)
             thread.append((DROP, actor, held[int(rand() * len(held))]))
         for _ in range(int(spec.extra_moves + rand())):
-            self.arrive(thread, actor, loc, places, visited, pending, echo)
+            arrive(thread, actor, pending, echo)
         return thread
 
-    def arrive(self, thread, actor, loc, places, visited, pending: list, echo: list) -> None:
+    def arrive(self, thread: list, actor: str, pending: list, echo: list) -> None:
         """Move: first to places nobody has visited (each must be mentioned), often to ``echo``."""
-        while pending and pending[-1] in visited:
-            pending.pop()
+        rand, loc = self.rand, self.loc
+        here = loc.get(actor)
         if pending:
             place = pending.pop()
-        elif echo and self.rand() < self.spec.echo_rate:
-            place = echo[int(self.rand() * len(echo))]
-            if place == loc.get(actor):
-                self.move(thread, actor, loc, places, visited)
-                return
+        elif echo and rand() < self.spec.echo_rate:
+            place = echo[int(rand() * len(echo))]
         else:
-            self.move(thread, actor, loc, places, visited)
-            return
+            place = here
+        if place == here:
+            places = self.places
+            while place == here:
+                place = places[int(rand() * len(places))]
         loc[actor] = place
-        visited.add(place)
         thread.append((MOVE, actor, place))
 
     def add_errands(self, chain: list, actor: str, things: list) -> None:
@@ -335,30 +345,57 @@ class _StoryWriter:
             if rand() < self.spec.drop_rate:
                 chain.insert(at + 1 + int(rand() * (len(chain) - at)), (DROP, actor, thing))
 
+    def even_out(self, events: list, gap: int, final: str, decoy: str, movers: list, before: int) -> None:
+        """Add distractor visits until the final place and the decoy are mentioned equally often.
+
+        The asked entity's own extra visits all happen before it settles in its final place, so
+        these do too: each goes to a random distractor at a random point before ``before``
+        where that actor neither comes from nor goes next to the place (no "went to the X"
+        twice in a row). ``gap`` is how many more times the final place is named than the decoy.
+        """
+        rand = self.rand
+        attempts = 4 * abs(gap) + 4
+        while gap and attempts:
+            attempts -= 1
+            place = decoy if gap > 0 else final
+            actor = movers[int(rand() * len(movers))]
+            spot = int(rand() * (before + 1))  # the visit goes before events[spot]
+            came = next((e[2] for e in reversed(events[:spot]) if e[1] == actor and e[0] == MOVE), None)
+            goes = next((e[2] for e in events[spot:] if e[1] == actor and e[0] == MOVE), None)
+            if place != came and place != goes:
+                events.insert(spot, (MOVE, actor, place))
+                before += 1
+                gap += -1 if gap > 0 else 1
+
     # -- the whole story ---------------------------------------------------------------------
 
     def write(self, actors: list, objects: list, containers: list, places: list, answer: bool) -> tuple[str, str, bool]:
         rand, spec = self.rand, self.spec
-        loc: dict = {}
-        visited: set = set()
+        self.loc = {}
+        self.places = places
         if spec.hops == 1:
-            chain, target, chain_actors = self.chain_simple(actors, loc, places, visited)
+            chain, target, chain_actors = self.chain_simple(actors)
         elif spec.hops == 2:
-            chain, target, chain_actors = self.chain_dense(actors, objects, loc, places, visited)
+            chain, target, chain_actors = self.chain_dense(actors, objects)
         else:
-            chain, target, chain_actors = self.chain_superdense(actors, objects, containers, loc, places, visited)
+            chain, target, chain_actors = self.chain_superdense(actors, objects, containers)
 
-        history, _ = _place_history(chain, target)
+        history, entries = _place_history(chain, target)
         if len(set(history)) < 2:
             # The thing never left its first place: its carrier walks on, so a hard "no" exists.
-            self.move(chain, chain_actors[0], loc, places, visited)
+            self.moves(chain, chain_actors[0], 1)
+            history.append(chain[-1][2])
+            entries.append(len(chain) - 1)
         # The "no" question will ask the decoy, a place the asked entity really left. Chosen now,
         # before the answer is known, so the story is the same whichever is asked.
-        history, _ = _place_history(chain, target)
         final = history[-1]
         earlier = [place for place in dict.fromkeys(history) if place != final]
         decoy = earlier[int(rand() * len(earlier))]
         echo = [final, *earlier] if spec.echo_rate else []
+        # The events that brought the asked entity to its final place and, last time, to the
+        # decoy; later insertions into the chain must not lose them, so they are kept by identity.
+        settling = chain[entries[-1]]
+        leaving = chain[max(entry for entry, place in zip(entries, history) if place == decoy)]
 
         # One distractor (when there is one) is the mirror: it only walks the asked entity's way
         # backwards, to the final place and then to the decoy, timed below so that place-only
@@ -375,141 +412,166 @@ class _StoryWriter:
         for thing in containers[1:]:
             owned[workers[int(rand() * n_workers)]].append(thing)
 
-        pending = [place for place in places if place not in visited]
+        # Every place must be mentioned: distractors go first to places the chain never visits.
+        chain_places = {event[2] for event in chain if event[0] == MOVE}
+        pending = [place for place in places if place not in chain_places]
         container_set = frozenset(containers)
         threads = [chain]
         for actor in others:
-            threads.append(self.distractor(actor, owned[actor], loc, places, visited, pending, echo, container_set))
-        unvisited = [place for place in pending if place not in visited]
-        if unvisited:
+            threads.append(self.distractor(actor, owned[actor], pending, echo, container_set))
+        if pending:
             # Only when nobody else is around: the chain's first actor saw those places first.
-            first_actor = chain[0][1]
-            chain[:0] = [(MOVE, first_actor, place) for place in unvisited]
+            chain[:0] = [(MOVE, chain[0][1], place) for place in pending]
         for actor in chain_actors:
             if owned[actor]:
                 self.add_errands(chain, actor, owned[actor])
 
-        history, settled = _place_history(chain, target)
-        final = history[-1]
-        asked = final if answer else decoy
-        events, chain_at = self.interleave(threads)
+        # The mirror walks the asked entity's way backwards: to the final place when the entity
+        # was (last) at the decoy, to the decoy when the entity settles in the final place, each
+        # on a shadow copy of the chain's timeline. So "was the final place or the decoy mentioned
+        # last" is a fair coin. While the chain still names the final place more often, the
+        # mirror also starts at the decoy; other distractors make up the rest.
+        mentioned = [event[2] for thread in threads for event in thread if event[0] == MOVE]
+        gap = mentioned.count(final) - mentioned.count(decoy)
+        walk: list = []
         if mirror is not None:
-            # The mirror's two moves both come after, or both before (coin flip), the moment the
-            # asked entity reaches its final place, at random points of that side.
-            at = chain_at[settled]
-            if rand() < 0.5:
-                to_decoy = at + 1 + int(rand() * (len(events) - at))
-                to_final = at + 1 + int(rand() * (to_decoy - at))
-            else:
-                to_decoy = int(rand() * (at + 1))
-                to_final = int(rand() * (to_decoy + 1))
-            events.insert(to_decoy, (MOVE, mirror, decoy))
-            events.insert(to_final, (MOVE, mirror, final))
-            self.even_out(events, final, decoy, [mirror, *others])
-        label = asked == final
+            if gap > 0:
+                walk.append(((MOVE, mirror, decoy), leaving, rand()))
+                gap -= 1
+            walk.append(((MOVE, mirror, final), leaving, 1.0))
+            walk.append(((MOVE, mirror, decoy), settling, 1.0))
+        events = self.interleave(threads, walk)
+        if gap and others:
+            self.even_out(events, gap, final, decoy, others, _index_of(events, settling))
+
+        asked = final if answer else decoy
         story = self.render(events)
         if target[0].isupper():
             question = f"Is {target} in the {asked}?"
         else:
             question = f"Is the {target} in the {asked}?"
-        return story, question, label
+        return story, question, asked == final
 
-    def even_out(self, events: list, final: str, decoy: str, movers: list) -> None:
-        """Add distractor visits until the final place and the decoy are mentioned equally often.
-
-        Each visit goes to a random distractor at a random point of its own timeline where it
-        neither comes from nor goes next to that place (no "went to the X" twice in a row).
-        """
-        rand = self.rand
-        gap = 0
-        for event in events:
-            if event[0] == MOVE:
-                gap += (event[2] == final) - (event[2] == decoy)
-        attempts = 4 * abs(gap) + 4
-        while gap and attempts:
-            attempts -= 1
-            place = decoy if gap > 0 else final
-            actor = movers[int(rand() * len(movers))]
-            own = [i for i, event in enumerate(events) if event[1] == actor]
-            slot = int(rand() * (len(own) + 1))  # before own[slot]
-            before = next((events[i][2] for i in reversed(own[:slot]) if events[i][0] == MOVE), None)
-            after = next((events[i][2] for i in own[slot:] if events[i][0] == MOVE), None)
-            if place in (before, after):
-                continue
-            low = own[slot - 1] + 1 if slot else 0
-            high = own[slot] if slot < len(own) else len(events)
-            events.insert(low + int(rand() * (high - low + 1)), (MOVE, actor, place))
-            gap += -1 if gap > 0 else 1
-
-    def interleave(self, threads: list) -> tuple[list, list[int]]:
+    def interleave(self, threads: list, walk: list) -> list:
         """Merge the threads at random, keeping each thread's order, in runs of 1..spec.run.
 
-        Returns the events and, for each event of ``threads[0]`` (the chain), its new index.
+        Every run draws a uniform random key; sorting the keys decides which thread speaks at
+        each turn, and each thread's runs fill its turns in order: a uniformly random
+        interleaving. ``walk`` is the mirror's moves as (event, chain event, scale): each gets
+        the key the chain event's run would get on an independent copy of the chain's
+        timeline, times scale, so it lands where that chain event would, statistically.
         """
         rand, run = self.rand, self.spec.run
-        keyed = []
-        for number, thread in enumerate(threads):
-            runs = []
-            i, n = 0, len(thread)
-            while i < n:
-                step = 1 + int(rand() * run)
-                runs.append(thread[i : i + step])
-                i += step
-            keys = sorted([rand() for _ in runs])
-            keyed.extend(zip(keys, [number] * len(runs), runs))
-        keyed.sort(key=_first)
-        events: list = []
-        chain_at: list = []
-        for _, number, events_run in keyed:
-            if number == 0:
-                chain_at.extend(range(len(events), len(events) + len(events_run)))
-            events.extend(events_run)
-        return events, chain_at
+        if run > 1:
+            split = []
+            for thread in threads:
+                runs = []
+                i, n = 0, len(thread)
+                while i < n:
+                    step = 1 + int(rand() * run)
+                    runs.append(thread[i : i + step])
+                    i += step
+                split.append(runs)
+        else:
+            split = [[[event] for event in thread] for thread in threads]
+        turns = [(rand(), number) for number, runs in enumerate(split) for _ in runs]
+        if walk:
+            chain_runs = split[0]
+            run_of = [r for r, events in enumerate(chain_runs) for _ in events]
+            shadow = sorted([rand() for _ in chain_runs])
+            keys = [shadow[run_of[_index_of(threads[0], mark)]] * scale for _, mark, scale in walk]
+            for i in range(len(keys) - 2, -1, -1):  # the walk keeps its order
+                if keys[i] >= keys[i + 1]:
+                    keys[i] = keys[i + 1] * rand()
+            split.append([[event] for event, _, _ in walk])
+            turns += [(key, len(split) - 1) for key in keys]
+        turns.sort()  # keys are distinct floats, so only keys are compared
+        next_run = [iter(runs).__next__ for runs in split]
+        return [event for _, number in turns for event in next_run[number]()]
 
     def render(self, events: list) -> str:
-        """English sentences of spec.clauses events each; repeated subjects elided, 'it' in superdense."""
-        rand, spec = self.rand, self.spec
-        per, pronouns = spec.clauses, spec.pronouns
-        sentences = []
-        for start in range(0, len(events), per):
-            clauses = []
-            subject = None
-            last_thing = None
-            for event in events[start : start + per]:
-                kind, actor = event[0], event[1]
-                if kind == MOVE:
-                    text = _MOVE[int(rand() * 6)] + event[2]
-                else:
-                    thing = event[2]
-                    it = pronouns and thing == last_thing
-                    if kind == TAKE:
-                        text = _TAKE_IT[int(rand() * 4)] if it else _TAKE[int(rand() * 4)] + thing
-                    elif kind == DROP:
-                        text = _DROP_IT[int(rand() * 4)] if it else _DROP[int(rand() * 4)] + thing
-                    elif kind == GIVE:
-                        k = int(rand() * 3)
-                        text = (_GIVE_IT[k] if it else _GIVE[k] + thing + " to ") + event[3]
-                    else:
-                        k = int(rand() * 2)
-                        text = (_PUT_IT[k] if it else _PUT[k] + thing) + _INTO[int(rand() * 2)] + event[3]
-                        thing = event[3]
-                    last_thing = thing
-                clauses.append(text if actor == subject else actor + " " + text)
-                subject = actor
-            if len(clauses) == 1:
-                sentences.append(clauses[0] + ".")
+        """English: spec.clauses events a sentence, repeated subjects elided, 'it' in superdense."""
+        rand = self.rand
+        texts = []
+        for event in events:
+            kind = event[0]
+            if kind == MOVE:
+                texts.append(_MOVE[int(rand() * 6)] + event[2])
+            elif kind == TAKE:
+                texts.append(_TAKE[int(rand() * 4)] + event[2])
+            elif kind == DROP:
+                texts.append(_DROP[int(rand() * 4)] + event[2])
+            elif kind == GIVE:
+                texts.append(_GIVE[int(rand() * 3)] + event[2] + " to " + event[3])
             else:
-                sentences.append(", ".join(clauses[:-1]) + " and " + clauses[-1] + ".")
+                texts.append(_PUT[int(rand() * 2)] + event[2] + _INTO[int(rand() * 2)] + event[3])
+        if self.spec.clauses == 1:
+            return " ".join([event[1] + " " + text + "." for event, text in zip(events, texts)])
+        if self.spec.clauses == 2:
+            sentences = []
+            for i in range(0, len(events) - 1, 2):
+                first, second = events[i][1], events[i + 1][1]
+                then = texts[i + 1] if second == first else second + " " + texts[i + 1]
+                sentences.append(first + " " + texts[i] + " and " + then + ".")
+            if len(events) % 2:
+                sentences.append(events[-1][1] + " " + texts[-1] + ".")
+            return " ".join(sentences)
+        # Superdense: three clauses a sentence, "it" for a thing the sentence has just named.
+        named = [None if e[0] == MOVE else e[3] if e[0] == PUT else e[2] for e in events]
+        it_form = self.it_form
+        sentences = []
+        n = len(events)
+        for i in range(0, n - 2, 3):
+            a, b, c = events[i], events[i + 1], events[i + 2]
+            text_b, text_c = texts[i + 1], texts[i + 2]
+            last = named[i]
+            if last is not None and b[0] != MOVE and b[2] == last:
+                text_b = it_form(b)
+            last = named[i + 1] or last
+            if last is not None and c[0] != MOVE and c[2] == last:
+                text_c = it_form(c)
+            if b[1] != a[1]:
+                text_b = b[1] + " " + text_b
+            if c[1] != b[1]:
+                text_c = c[1] + " " + text_c
+            sentences.append(f"{a[1]} {texts[i]}, {text_b} and {text_c}.")
+        rest = n % 3
+        if rest:
+            a = events[n - rest]
+            if rest == 1:
+                sentences.append(f"{a[1]} {texts[-1]}.")
+            else:
+                b, text_b = events[-1], texts[-1]
+                if named[-2] is not None and b[0] != MOVE and b[2] == named[-2]:
+                    text_b = it_form(b)
+                if b[1] != a[1]:
+                    text_b = b[1] + " " + text_b
+                sentences.append(f"{a[1]} {texts[-2]} and {text_b}.")
         return " ".join(sentences)
 
+    def it_form(self, event: tuple) -> str:
+        """The clause with "it" for the thing (the last thing named in the sentence)."""
+        kind, rand = event[0], self.rand
+        if kind == TAKE:
+            return _TAKE_IT[int(rand() * 4)]
+        if kind == DROP:
+            return _DROP_IT[int(rand() * 4)]
+        if kind == GIVE:
+            return _GIVE_IT[int(rand() * 3)] + event[3]
+        return _PUT_IT[int(rand() * 2)] + _INTO[int(rand() * 2)] + event[3]
 
-def _first(pair):
-    return pair[0]
+
+def _index_of(events: list, event: tuple) -> int:
+    """Position of this very event object (equal tuples may occur more than once)."""
+    for index, candidate in enumerate(events):
+        if candidate is event:
+            return index
+    raise ValueError("event not found")
 
 
-def _place_history(events: Sequence[tuple], target: str) -> tuple[list[str], int]:
+def _place_history(events: Sequence[tuple], target: str) -> tuple[list[str], list[int]]:
     """The places ``target`` occupied, in order (consecutive repeats merged), by replaying events,
-    and the index of the event that brought it to its final place.
+    and for each the index of the event that brought it there.
 
     The containment chain is followed upward: a thing's holder is an actor, a container, or a
     place it was dropped in; an actor's place is its last move.
@@ -517,7 +579,7 @@ def _place_history(events: Sequence[tuple], target: str) -> tuple[list[str], int
     loc: dict = {}
     parent: dict = {}
     history: list = []
-    settled = -1
+    entries: list = []
     for index, event in enumerate(events):
         kind = event[0]
         if kind == MOVE:
@@ -542,8 +604,8 @@ def _place_history(events: Sequence[tuple], target: str) -> tuple[list[str], int
                 break
         if place is not None and (not history or history[-1] != place):
             history.append(place)
-            settled = index
-    return history, settled
+            entries.append(index)
+    return history, entries
 
 
 # ---------------------------------------------------------------------------------------------
@@ -562,12 +624,8 @@ def _generate_block(
     rng = np.random.default_rng(int.from_bytes(digest[:16], "little"))
     rand = random.Random(int.from_bytes(digest[16:], "little")).random
     n_actors, n_objects, n_containers, n_places = _allocation(spec.name, noun_count)
-    # Every story draws its nouns from the lexicon without replacement: one argsort per block.
-    pick = lambda words, k: _LEXICON_ARRAYS[words][  # noqa: E731
-        np.argsort(rng.random((BLOCK_SIZE, len(_LEXICON_ARRAYS[words]))), axis=1)[:, :k]
-    ].tolist()
-    actors, objects = pick("names", n_actors), pick("objects", n_objects)
-    containers, places = pick("containers", n_containers), pick("places", n_places)
+    actors, objects = _pick(rng, NAMES, n_actors), _pick(rng, OBJECTS, n_objects)
+    containers, places = _pick(rng, CONTAINERS, n_containers), _pick(rng, PLACES, n_places)
     if answers is None:
         # One yes and one no in every pair of indices, in random order: balanced cells.
         flips = (rng.random(BLOCK_SIZE // 2) < 0.5).repeat(2).tolist()
@@ -577,12 +635,16 @@ def _generate_block(
     return [write(actors[i], objects[i], containers[i], places[i], answers[i]) for i in range(count)]
 
 
-_LEXICON_ARRAYS = {
-    "names": np.array(NAMES),
-    "objects": np.array(OBJECTS),
-    "containers": np.array(CONTAINERS),
-    "places": np.array(PLACES),
-}
+def _pick(rng: np.random.Generator, words: tuple[str, ...], k: int) -> list[list[str]]:
+    """For each story of a block, ``k`` distinct words in random order (the k smallest keys)."""
+    if k == 0:
+        return [[] for _ in range(BLOCK_SIZE)]
+    keys = rng.random((BLOCK_SIZE, len(words)))
+    # An object array hands back the lexicon's own str objects: no per-word conversion.
+    return _LEXICON_ARRAYS[words][np.argsort(keys, axis=1)[:, :k]].tolist()
+
+
+_LEXICON_ARRAYS = {words: np.array(words, dtype=object) for words in (NAMES, OBJECTS, CONTAINERS, PLACES)}
 
 
 def generate_cell(
@@ -668,17 +730,22 @@ def generate_splits(
                 records.extend(chunk)
                 if progress is not None:
                     progress(len(chunk))
-        for i, example in enumerate(records):
-            attempt = 0
-            while example.story in seen:
-                attempt += 1
-                if attempt > 100:
-                    raise ConfigError(f"cannot make {example.id} differ from the stories of earlier splits")
-                example = _regenerate(example, seed, split, attempt)
-            records[i] = example
+        _replace_seen(records, seen, seed, split)
         seen.update(example.story for example in records)
         result[split] = records
     return result
+
+
+def _replace_seen(records: list[Example], seen: set[str], seed: int, split: str) -> None:
+    """Give every record whose story is in ``seen`` a fresh story (same id, cell and answer)."""
+    for i, example in enumerate(records):
+        attempt = 0
+        while example.story in seen:
+            attempt += 1
+            if attempt > 100:
+                raise ConfigError(f"cannot make {example.id} differ from the stories of earlier splits")
+            example = _regenerate(example, seed, split, attempt)
+        records[i] = example
 
 
 def _category_order(category: str) -> tuple[int, str]:

@@ -3,7 +3,8 @@
 A word counts as a noun when it follows a determiner ("the kitchen", "a box") or is capitalised
 and not a function word ("Mary" at any position, but not "The" or "Is"). This is exact for the
 stories the generator writes (names are capitalised, every object and place takes "the") and for
-bAbI, and a fair estimate for other English text. Nouns are compared in lower case.
+bAbI, and a fair estimate for other English text. Nouns are compared in lower case, and a
+possessive counts as its noun ("Mary's" is "mary").
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ FUNCTION_WORDS = frozenset(
     he she it they them him her his hers their its we you i me my our your
     who what where when why how which whose whom this that these those there here
     yes no not to in on at of from with by into onto for
+    following yesterday today tomorrow now so also again
     """.split()
 )
 
@@ -32,6 +34,10 @@ def noun_set(text: str) -> set[str]:
     previous = ""
     for word in _WORD.findall(text):
         lower = word.lower()
+        if lower.endswith("'s"):
+            lower = lower[:-2]
+        elif lower.endswith("'"):
+            lower = lower[:-1]
         if lower not in FUNCTION_WORDS and (previous in DETERMINERS or word[0].isupper()):
             nouns.add(lower)
         previous = lower

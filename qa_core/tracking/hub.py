@@ -58,8 +58,11 @@ class _Tracker:
             self.callers[hook](**kwargs)
         except Exception as exc:  # noqa: BLE001 - a tracker must never stop training
             self.enabled = False
+            first_line = (str(exc).splitlines() or [""])[0]
+            if len(first_line) > 300:
+                first_line = first_line[:297] + "..."
             self.warn(
-                f"qa: tracker '{self.name}' failed in {hook} ({type(exc).__name__}: {exc}); "
+                f"qa: tracker '{self.name}' failed in {hook} ({type(exc).__name__}: {first_line}); "
                 "switched off for the rest of this run (the local run directory keeps everything)"
             )
 

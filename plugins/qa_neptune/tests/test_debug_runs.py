@@ -100,7 +100,8 @@ def test_best_model_vocabulary_and_eval_files_are_uploaded(debug_runs, plugin: s
     neptune_run = run.session.run
     run_dir = Path(run.result.run_dir)
     best = next(p for p in (run_dir / "checkpoints").glob("best*") if not p.name.endswith(".meta.json"))
-    expected = {"model/best": best, "model/vocab": run_dir / "vocab.json"}
+    meta = next(p for p in (run_dir / "checkpoints").glob("best*.meta.json"))
+    expected = {"model/best": best, "model/best.meta": meta, "model/vocab": run_dir / "vocab.json"}
     expected.update({f"eval/{path.name}": path for path in (run_dir / "eval").iterdir()})
     uploaded = {path for path in field_paths(neptune_run) if path.startswith(("model/", "eval/"))}
     assert uploaded == set(expected)

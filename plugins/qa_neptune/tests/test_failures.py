@@ -51,7 +51,7 @@ def test_a_rejected_token_switches_neptune_off_with_one_warning(run_qa, helpers,
 def test_a_misspelt_option_is_refused_before_training(run_qa, tmp_path: Path) -> None:
     from qa_core.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"--logger-param neptune.projet: unknown option; neptune accepts: .*project"):
+    with pytest.raises(ConfigError, match=r"--logger-param neptune.projet: unknown parameter for plugin .neptune.; its parameters: project"):
         run_qa("bow", tmp_path / "runs", {"projet": "ws/proj"})
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 

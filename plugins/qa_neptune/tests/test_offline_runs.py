@@ -54,7 +54,8 @@ def test_offline_run_records_every_step_and_file_under_the_data_dir(run_qa, help
     # Files are snapshots inside the container, so `neptune sync` does not depend on the run dir.
     run_dir = Path(run.result.run_dir)
     best = next(p for p in (run_dir / "checkpoints").glob("best*") if not p.name.endswith(".meta.json"))
-    expected = {"model/best": best, "model/vocab": run_dir / "vocab.json"}
+    meta = next(p for p in (run_dir / "checkpoints").glob("best*.meta.json"))
+    expected = {"model/best": best, "model/best.meta": meta, "model/vocab": run_dir / "vocab.json"}
     expected.update({f"eval/{p.name}": p for p in (run_dir / "eval").iterdir()})
     assert set(uploads) == set(expected)
     for name, source in expected.items():

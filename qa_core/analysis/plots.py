@@ -1,0 +1,251 @@
+"""PNG plots of a run's results, drawn with matplotlib (the optional ``qa-core[plots]`` extra).
+
+    accuracy_by_noun_count.png   accuracy against noun count, one line per category
+    cell_heatmap.png             category x noun-count accuracy, each cell annotated with its count
+    confusion_matrix.png         true answer x predicted answer counts
+    training_curves.png          train / validation loss and accuracy per epoch (metrics.jsonl)
+    compare.png                  accuracy per cell, one bar per run (``qa compare --plot``)
+
+Every figure is a bare ``matplotlib.figure.Figure`` drawn on an Agg canvas: pyplot is never
+imported, so no window opens, no global figure state leaks between calls and no display is
+needed. Sizes are fixed (in pixels: inches x :data:`DPI`) and grow only with the number of
+cells; they are multiples of half an inch so the pixel size is exact. matplotlib is imported
+inside :func:`_matplotlib` only: without it, :class:`PlottingUnavailable` says how to install it
+and the callers still write their numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import QAError
+from .runs import CellTable, EpochHistory
+
+DPI = 100
+INSTALL_HINT = "pip install 'qa-core[plots]'"
+
+ACCURACY_BY_NOUN_COUNT = "accuracy_by_noun_count.png"
+CELL_HEATMAP = "cell_heatmap.png"
+CONFUSION_MATRIX = "confusion_matrix.png"
+TRAINING_CURVES = "training_curves.png"
+COMPARE = "compare.png"
+
+#: Base sizes in inches (width, height).
+SIZES = {
+    ACCURACY_BY_NOUN_COUNT: (8.0, 5.0),
+    CELL_HEATMAP: (8.0, 5.0),
+    CONFUSION_MATRIX: (5.0, 4.5),
+    TRAINING_CURVES: (10.0, 4.0),
+    COMPARE: (10.0, 5.0),
+}
+
+
+class PlottingUnavailable(QAError):
+    """matplotlib is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(f"plots need matplotlib, which is not installed: {INSTALL_HINT}")
+
+
+def available() -> bool:
+    try:
+        _matplotlib()
+    except PlottingUnavailable:
+        return False
+    return True
+
+
+def _matplotlib() -> tuple[Any, Any]:
+    """(Figure, FigureCanvasAgg), imported on first use."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlottingUnavailable() from None
+    return Figure, FigureCanvasAgg
+
+
+def _half_inches(value: float) -> float:
+    """Round up to a multiple of 0.5 inch, so that inches x DPI is an exact pixel count."""
+    return math.ceil(value * 2) / 2
+
+
+def heatmap_size(categories: int, noun_counts: int) -> tuple[float, float]:
+    base_w, base_h = SIZES[CELL_HEATMAP]
+    return _half_inches(max(base_w, 1.2 * noun_counts + 3)), _half_inches(max(base_h, 0.8 * categories + 2))
+
+
+def compare_size(groups: int, runs: int) -> tuple[float, float]:
+    base_w, base_h = SIZES[COMPARE]
+    return _half_inches(max(base_w, 0.3 * groups * runs + 0.4 * groups + 2)), base_h
+
+
+def _figure(size: tuple[float, float]) -> Any:
+    Figure, FigureCanvasAgg = _matplotlib()
+    figure = Figure(figsize=size, dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def png_bytes(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def save_png(figure: Any, path: Path) -> Path:
+    """Write the figure as PNG atomically (temporary name, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(png_bytes(figure))
+    os.replace(tmp, path)
+    return path
+
+
+# -------------------------------------------------------------------------------------------------
+# the figures
+# -------------------------------------------------------------------------------------------------
+
+
+def accuracy_by_noun_count(table: CellTable, title: str = "Accuracy by noun count", threshold: float | None = None) -> Any:
+    """One line per category: accuracy (y) against noun count (x); empty cells leave a gap."""
+    figure = _figure(SIZES[ACCURACY_BY_NOUN_COUNT])
+    axes = figure.add_subplot()
+    x = np.asarray(table.noun_counts)
+    for i, category in enumerate(table.categories):
+        present = table.count[i] > 0
+        axes.plot(x[present], table.accuracy[i, present], marker="o", label=category)
+    if threshold is not None:
+        axes.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
+    axes.set_xticks(x)
+    axes.set_xlabel("noun count")
+    axes.set_ylabel("accuracy")
+    axes.set_ylim(-0.02, 1.02)
+    axes.grid(alpha=0.3)
+    axes.set_title(title)
+    if table.categories:
+        axes.legend(loc="best")
+    figure.tight_layout()
+    return figure
+
+
+def cell_heatmap(table: CellTable, title: str = "Accuracy by category x noun count") -> Any:
+    """Accuracy as colour (red 0 .. green 1), each cell annotated with accuracy and count."""
+    figure = _figure(heatmap_size(len(table.categories), len(table.noun_counts)))
+    axes = figure.add_subplot()
+    masked = np.ma.masked_invalid(table.accuracy)
+    image = axes.imshow(masked, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
+    for i in range(len(table.categories)):
+        for j in range(len(table.noun_counts)):
+            text = f"{table.accuracy[i, j]:.2f}\nn={table.count[i, j]}" if table.count[i, j] else "-"
+            axes.text(j, i, text, ha="center", va="center", fontsize=9)
+    axes.set_xticks(range(len(table.noun_counts)), [str(n) for n in table.noun_counts])
+    axes.set_yticks(range(len(table.categories)), list(table.categories))
+    axes.set_xlabel("noun count")
+    axes.set_ylabel("category")
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, label="accuracy")
+    figure.tight_layout()
+    return figure
+
+
+def confusion_matrix(matrix: np.ndarray, title: str = "Confusion matrix") -> Any:
+    """``[[TN, FP], [FN, TP]]``: rows are the true answer, columns the predicted one."""
+    matrix = np.asarray(matrix)
+    figure = _figure(SIZES[CONFUSION_MATRIX])
+    axes = figure.add_subplot()
+    axes.imshow(matrix, cmap="Blues", vmin=0, vmax=max(1, int(matrix.max())))
+    total = max(1, int(matrix.sum()))
+    for i in range(2):
+        for j in range(2):
+            value = int(matrix[i, j])
+            dark = value > 0.6 * matrix.max()
+            axes.text(j, i, f"{value}\n({value / total:.1%})", ha="center", va="center", color="white" if dark else "black")
+    axes.set_xticks([0, 1], ["no", "yes"])
+    axes.set_yticks([0, 1], ["no", "yes"])
+    axes.set_xlabel("predicted answer")
+    axes.set_ylabel("true answer")
+    axes.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def training_curves(history: EpochHistory, best_epoch: int | None = None, title: str = "Training curves") -> Any:
+    """Loss (left) and accuracy (right) per epoch, train and validation; best epoch marked."""
+    figure = _figure(SIZES[TRAINING_CURVES])
+    loss_axes, accuracy_axes = figure.subplots(1, 2)
+    for axes, field in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
+        for split in ("train", "val"):
+            values = history.series.get(f"metrics/{split}/{field}")
+            if values is not None and np.isfinite(values).any():
+                axes.plot(history.epochs, values, marker="o", label="validation" if split == "val" else split)
+        if best_epoch is not None:
+            axes.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(field)
+        if len(history):
+            axes.set_xticks(history.epochs if len(history) <= 20 else history.epochs[:: math.ceil(len(history) / 20)])
+        axes.grid(alpha=0.3)
+        axes.legend(loc="best")
+    accuracy_axes.set_ylim(-0.02, 1.02)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def compare_chart(runs: Sequence[str], groups: Sequence[str], accuracy: np.ndarray, title: str = "Accuracy by cell") -> Any:
+    """Grouped bars: one group per cell (``groups``), one bar per run; ``accuracy`` is
+    ``[runs, groups]`` with NaN where a run has no such cell."""
+    accuracy = np.asarray(accuracy, dtype=float)
+    figure = _figure(compare_size(len(groups), len(runs)))
+    axes = figure.add_subplot()
+    width = 0.8 / max(1, len(runs))
+    x = np.arange(len(groups))
+    for r, label in enumerate(runs):
+        present = np.isfinite(accuracy[r])  # a cell the run lacks leaves a gap, not a zero bar
+        axes.bar(x[present] + (r - (len(runs) - 1) / 2) * width, accuracy[r, present], width, label=label)
+    axes.set_xticks(x, list(groups), rotation=45, ha="right", fontsize=8)
+    axes.set_ylabel("accuracy")
+    axes.set_ylim(0, 1.05)
+    axes.grid(axis="y", alpha=0.3)
+    axes.set_title(title)
+    axes.legend(loc="best", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+# -------------------------------------------------------------------------------------------------
+# sets of figures
+# -------------------------------------------------------------------------------------------------
+
+
+def result_figures(table: CellTable, confusion: np.ndarray | None, label: str = "") -> dict[str, Any]:
+    """The figures of one scored split, by file name (nothing for an empty table)."""
+    suffix = f" ({label})" if label else ""
+    figures: dict[str, Any] = {}
+    if not table.empty:
+        figures[ACCURACY_BY_NOUN_COUNT] = accuracy_by_noun_count(table, "Accuracy by noun count" + suffix)
+        figures[CELL_HEATMAP] = cell_heatmap(table, "Accuracy by category x noun count" + suffix)
+    if confusion is not None:
+        figures[CONFUSION_MATRIX] = confusion_matrix(confusion, "Confusion matrix" + suffix)
+    return figures
+
+
+def write_figures(figures: Mapping[str, Any], directory: Path) -> list[Path]:
+    return [save_png(figure, directory / name) for name, figure in figures.items()]
+
+
+def run_figures(run: Any) -> dict[str, Any]:
+    """Every figure of a finished run (a :class:`~qa_core.analysis.runs.RunRecord`): its training
+    curves from metrics.jsonl and its test results from summary.json."""
+    figures: dict[str, Any] = {}
+    if run.lines:
+        figures[TRAINING_CURVES] = training_curves(run.history(), (run.best or {}).get("epoch"), f"Training curves: {run.run_id}")
+    figures.update(result_figures(run.test_cells(), run.test_confusion(), "test"))
+    return figures

@@ -1,0 +1,242 @@
+"""``qa report``: one self-contained HTML file per run.
+
+The page holds everything a reader needs with no server and no other file: the run's facts, the
+test results (overall, confusion matrix, every category x noun-count cell with its count, per
+category, per noun count), the cells with the most errors, the best and top-k epochs, the epoch
+history, the probe results when ``qa probe`` has run, the configuration, and the plots embedded
+as base64 PNG (``data:`` URLs). CSS is inline; there is no script. Every table has an ``id``
+(``summary``, ``test-overall``, ``confusion``, ``cells``, ``by-category``, ``by-noun-count``,
+``errors``, ``top-epochs``, ``epochs``, ``probe``, ``config``) and every image one too
+(``plot-<file stem>``), so the page can be checked and scraped.
+
+Without matplotlib the page is still written, with a line saying how to install the plots.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .runs import CellTable, RunRecord, groups_from_values
+
+STYLE = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 70em; color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td.text, th.text { text-align: left; }
+figure { display: inline-block; margin: 0.5em; } img { max-width: 100%; border: 1px solid #eee; }
+.note { color: #666; font-style: italic; }
+"""
+
+
+TEXT = ' class="text"'
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(table_id: str, header: Sequence[str], rows: Iterable[Sequence[Any]], text_columns: int = 1) -> str:
+    """An HTML table; the first ``text_columns`` columns are left-aligned labels. A cell given as
+    ``(text, style)`` gets that inline style."""
+    out = [f'<table id="{_e(table_id)}">', "<tr>" + "".join(f'<th{TEXT if i < text_columns else ""}>{_e(h)}</th>' for i, h in enumerate(header)) + "</tr>"]
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            text, style = cell if isinstance(cell, tuple) else (cell, "")
+            attrs = (TEXT if i < text_columns else "") + (f' style="{_e(style)}"' if style else "")
+            cells.append(f"<td{attrs}>{_e(text)}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _accuracy_colour(accuracy: float) -> str:
+    """Red (0) through yellow to green (1), light enough to read black text on."""
+    return f"background: hsl({120 * max(0.0, min(1.0, accuracy)):.0f}, 70%, 80%)"
+
+
+def cells_table(cells: CellTable, table_id: str = "cells") -> str:
+    rows = []
+    for i, category in enumerate(cells.categories):
+        row: list[Any] = [category]
+        for j in range(len(cells.noun_counts)):
+            if cells.count[i, j]:
+                row.append((f"{cells.accuracy[i, j]:.3f} ({cells.count[i, j]})", _accuracy_colour(cells.accuracy[i, j])))
+            else:
+                row.append("-")
+        rows.append(row)
+    return table(table_id, ["category", *(f"{n} nouns" for n in cells.noun_counts)], rows)
+
+
+def _image(name: str, png: bytes, caption: str) -> str:
+    stem = name.rsplit(".", 1)[0]
+    data = base64.b64encode(png).decode("ascii")
+    return f'<figure><img id="plot-{_e(stem)}" alt="{_e(caption)}" src="data:image/png;base64,{data}"><figcaption>{_e(caption)}</figcaption></figure>'
+
+
+CAPTIONS = {
+    "training_curves.png": "Training and validation loss and accuracy per epoch",
+    "accuracy_by_noun_count.png": "Test accuracy by noun count, one line per category",
+    "cell_heatmap.png": "Test accuracy by category x noun count, with sample counts",
+    "confusion_matrix.png": "Test confusion matrix",
+}
+
+
+def _figures(run: RunRecord) -> tuple[list[tuple[str, bytes, str]], str | None]:
+    """(file name, PNG bytes, caption) of every plot, or the reason there are none."""
+    from . import plots
+
+    try:
+        figures = plots.run_figures(run)
+    except plots.PlottingUnavailable as exc:
+        return [], str(exc)
+    return [(name, plots.png_bytes(figure), CAPTIONS.get(name, name)) for name, figure in figures.items()], None
+
+
+def build_report(run: RunRecord) -> tuple[str, list[str], str | None]:
+    """(HTML text, ids of the embedded images, why plots are missing or None)."""
+    values = run.values
+    best = run.best or {}
+    overall = run.test_overall()
+    cells = run.test_cells()
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>qa report: {_e(run.run_id)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>Run {_e(run.run_id)}</h1>",
+        f'<p class="note">Report written {_e(time.strftime("%Y-%m-%d %H:%M:%S"))} from {_e(run.path)}</p>',
+    ]
+    seconds = run.seconds
+    parts.append(
+        table(
+            "summary",
+            ["fact", "value"],
+            [
+                ["plugin", f"{run.plugin} {run.plugin_version}"],
+                ["framework", run.framework],
+                ["dataset", run.fact("dataset", "?")],
+                ["status", run.status],
+                ["epochs run", run.summary.get("epochs_run", "-")],
+                ["training time (s)", _fmt(seconds, 1) if seconds is not None else "-"],
+                ["best epoch", best.get("epoch", "-")],
+                ["best validation accuracy", _fmt(best.get("accuracy"))],
+                ["best validation loss", _fmt(best.get("loss"))],
+                ["best checkpoint", best.get("checkpoint", "-")],
+                ["test accuracy", _fmt(overall.get("accuracy"))],
+                ["test loss", _fmt(overall.get("loss"))],
+            ],
+            text_columns=2,
+        )
+    )
+
+    parts.append("<h2>Test results</h2>")
+    if overall:
+        parts.append(table("test-overall", ["accuracy", "loss", "precision", "recall", "f1", "count"], [[_fmt(overall.get(k)) for k in ("accuracy", "loss", "precision", "recall", "f1", "count")]], text_columns=0))
+        scored = (run.summary.get("test") or {}).get("scored_with")
+        if scored:
+            parts.append(f'<p class="note">Scored with the {_e(scored)}.</p>')
+    else:
+        parts.append('<p class="note">This run has no test results (it did not finish).</p>')
+    confusion = run.test_confusion()
+    if confusion is not None:
+        parts.append("<h3>Confusion matrix</h3>")
+        parts.append(table("confusion", ["true \\ predicted", "no", "yes"], [["no", *confusion[0].tolist()], ["yes", *confusion[1].tolist()]]))
+    if not cells.empty:
+        parts.append("<h3>Accuracy by category x noun count (sample count)</h3>")
+        parts.append(cells_table(cells))
+        for kind, title, table_id in (("category", "category", "by-category"), ("noun_count", "noun count", "by-noun-count")):
+            rows = [[key, _fmt(g.get("accuracy")), _fmt(g.get("count")), _fmt(g.get("loss"))] for key, g in groups_from_values(values, kind).items()]
+            parts.append(f"<h3>By {title}</h3>")
+            parts.append(table(table_id, [title, "accuracy", "count", "loss"], rows))
+
+    errors = run.eval_json("errors.json")
+    if isinstance(errors, dict):
+        parts.append("<h2>Errors</h2>")
+        parts.append(f"<p>{_e(errors.get('total_errors', '?'))} errors: {_e(errors.get('false_positives', '?'))} false positives (said yes), {_e(errors.get('false_negatives', '?'))} false negatives (said no). The cells with the most errors:</p>")
+        parts.append(
+            table(
+                "errors",
+                ["category", "noun count", "errors", "false positives", "false negatives", "count", "accuracy"],
+                [[c["category"], c["noun_count"], c["errors"], c["false_positives"], c["false_negatives"], c["count"], _fmt(c["accuracy"])] for c in errors.get("worst_cells", [])],
+                text_columns=1,
+            )
+        )
+
+    parts.append("<h2>Training</h2>")
+    parts.append("<h3>Top epochs (by validation accuracy)</h3>")
+    parts.append(table("top-epochs", ["rank", "epoch", "val accuracy", "val loss", "checkpoint"], [[rank, e.get("epoch"), _fmt(e.get("accuracy")), _fmt(e.get("loss")), e.get("checkpoint") or "-"] for rank, e in enumerate(run.top_epochs, start=1)], text_columns=0))
+    parts.append("<h3>Epochs</h3>")
+    history = [
+        [line["epoch"], *(_fmt(line.get(name)) for name in ("metrics/train/loss", "metrics/train/accuracy", "metrics/val/loss", "metrics/val/accuracy"))]
+        + ["best" if line["epoch"] == best.get("epoch") else ""]
+        for line in run.lines
+    ]
+    parts.append(table("epochs", ["epoch", "train loss", "train accuracy", "val loss", "val accuracy", ""], history, text_columns=0))
+
+    probe = _probe_json(run)
+    if probe is not None:
+        parts.append("<h2>Progressive difficulty probe</h2>")
+        parts.append(f"<p>{_e(probe.get('per_cell'))} fresh stories per cell (seed {_e(probe.get('seed'))}); boundary: the first noun count with accuracy below {_e(probe.get('threshold'))}.</p>")
+        curve = probe.get("curve", {})
+        probe_cells = CellTable.from_cells({(category, p["noun_count"]): p for category, points in curve.items() for p in points})
+        parts.append(cells_table(probe_cells, "probe"))
+        boundary = probe.get("boundary", {})
+        parts.append(table("probe-boundary", ["category", "boundary (noun count)"], [[c, "none" if n is None else n] for c, n in boundary.items()]))
+        probe_plot = run.path / "probe" / "accuracy_by_noun_count.png"
+        if probe_plot.is_file():  # drawn by qa probe, with the threshold line
+            parts.append(_image("probe_accuracy_by_noun_count.png", probe_plot.read_bytes(), "Probe accuracy by noun count, with the threshold"))
+
+    parts.append("<h2>Plots</h2>")
+    figures, missing = _figures(run)
+    if missing:
+        parts.append(f'<p class="note">No plots: {_e(missing)}</p>')
+    for name, png, caption in figures:
+        parts.append(_image(name, png, caption))
+
+    parts.append("<h2>Configuration</h2>")
+    config_rows = [[key, value if isinstance(value, str) else json.dumps(value, default=str)] for key, value in run.config.items()]
+    parts.append(table("config", ["key", "value"], config_rows, text_columns=2))
+    parts.append("</body></html>")
+    text = "\n".join(parts) + "\n"
+    return text, re.findall(r'<img id="([^"]+)"', text), missing
+
+
+def _probe_json(run: RunRecord) -> dict[str, Any] | None:
+    path = run.path / "probe" / "probe.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, list[str], str | None]:
+    """Write the report (default RUN_DIR/report.html). Returns (path, image ids, plot note)."""
+    run = RunRecord.load(run_dir)
+    text, image_ids, missing = build_report(run)
+    out = out or run.path / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
+    return out, image_ids, missing

@@ -1,0 +1,512 @@
+"""Evaluation files, plots, the HTML report, the difficulty probe and run comparison, through the
+real `qa` CLI on tiny runs.
+
+Exact numbers come from ``cutoff``, a test-only model plugin (installed through a ``*.dist-info``
+folder on PYTHONPATH) whose answers are a known function of category and noun count: right below
+its category's limit, always "yes" from the limit up to twice it (so exactly half right on the
+generator's balanced cells), always wrong beyond. The test computes the expected accuracy of
+every record from that rule, independently of qa_core.metrics.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+import struct
+from collections import Counter, defaultdict
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa_core.data.records import Example, read_jsonl
+
+LIMITS = {"simple": 15, "dense": 8, "superdense": 50}
+
+CUTOFF_PLUGIN = '''
+"""Test-only model: its accuracy is a known function of category and noun count."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from qa_core import CheckpointError, Param, PluginInfo, hookimpl
+
+NAME = "cutoff"
+
+
+@hookimpl
+def qa_describe():
+    return PluginInfo(
+        kind="model",
+        description="right below a noun-count limit, says yes up to twice it, wrong beyond",
+        framework="rules",
+        params=(Param("limits", str, "simple:15,dense:8,superdense:50", "category:limit,..."),),
+        checkpoint_suffix=".cut",
+    )
+
+
+def parse(text):
+    return {category: int(limit) for category, limit in (part.split(":") for part in text.split(","))}
+
+
+@hookimpl
+def qa_build(spec):
+    return {"limits": parse(spec.params["limits"])}
+
+
+@hookimpl
+def qa_train_step(model, batch):
+    return 0.5, float(len(batch) // 2)
+
+
+@hookimpl
+def qa_evaluate(model, data, batch_size):
+    limit = np.array([model["limits"].get(name, 10**6) for name in data.category_names])[data.categories]
+    truth = data.labels >= 0.5
+    nouns = data.noun_counts
+    says_yes = np.where(nouns < limit, truth, np.where(nouns < 2 * limit, True, ~truth))
+    return np.where(says_yes, 0.9, 0.1).astype(np.float32)
+
+
+@hookimpl
+def qa_save_checkpoint(model, path, spec, meta):
+    Path(path).write_text(json.dumps({"plugin": NAME, "vocab_sha256": spec.vocab_hash, "limits": model["limits"]}))
+    return True
+
+
+@hookimpl
+def qa_load_checkpoint(path, spec, meta):
+    saved = json.loads(Path(path).read_text())
+    if saved.get("plugin") != NAME or saved.get("vocab_sha256") != spec.vocab_hash:
+        raise CheckpointError(f"{path}: not a cutoff checkpoint of this vocabulary")
+    return {"limits": saved["limits"]}
+'''
+
+
+# -------------------------------------------------------------------------------------------------
+# independent expectations
+# -------------------------------------------------------------------------------------------------
+
+
+def cutoff_says_yes(example: Example) -> bool:
+    limit = LIMITS[example.category]
+    if example.noun_count < limit:
+        return example.answer
+    if example.noun_count < 2 * limit:
+        return True
+    return not example.answer
+
+
+def expected_cells(examples: list[Example], says_yes=cutoff_says_yes) -> dict[tuple[str, int], tuple[float, int]]:
+    """(category, nouns) -> (accuracy, count), from the rule, one record at a time."""
+    right: Counter = Counter()
+    total: Counter = Counter()
+    for example in examples:
+        key = (example.category, example.noun_count)
+        total[key] += 1
+        right[key] += says_yes(example) == example.answer
+    return {key: (right[key] / total[key], total[key]) for key in total}
+
+
+def assert_same_cells(got: dict, expected: dict) -> None:
+    assert set(got) == set(expected)
+    for key, (accuracy, count) in expected.items():
+        assert got[key][0] == pytest.approx(accuracy) and got[key][1] == count, key
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the PNG signature and IHDR chunk."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def check_png(path_or_data, size: tuple[int, int]) -> None:
+    import matplotlib.image
+
+    data = path_or_data if isinstance(path_or_data, bytes) else Path(path_or_data).read_bytes()
+    assert png_size(data) == size
+    pixels = matplotlib.image.imread(io.BytesIO(data), format="png")
+    assert pixels.shape[:2] == (size[1], size[0])
+    assert float(pixels[..., :3].std()) > 0.01  # something is drawn
+
+
+def only_run(runs: Path) -> Path:
+    (run_dir,) = [p for p in runs.iterdir() if not p.name.startswith("_")]
+    return run_dir
+
+
+# -------------------------------------------------------------------------------------------------
+# fixtures: one bow run, one cutoff run (probed once)
+# -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cutoff_env(make_plugin_site) -> dict[str, str]:
+    site = make_plugin_site()
+    site.add("qa-cutoff-test", "0.0.1", "qa_cutoff_test", CUTOFF_PLUGIN, entry_point="cutoff")
+    return site.env
+
+
+@pytest.fixture(scope="module")
+def bow_run(qa, tiny_data, tmp_path_factory) -> Path:
+    runs = tmp_path_factory.mktemp("bow-runs")
+    result = qa("run", "--plugin", "bow", "--data", str(tiny_data), "--epochs", "2", "--runs-dir", str(runs), "--no-progress")
+    assert result.code == 0, result.err
+    return only_run(runs)
+
+
+@pytest.fixture(scope="module")
+def cutoff_run(qa, tiny_data, tmp_path_factory, cutoff_env) -> Path:
+    runs = tmp_path_factory.mktemp("cutoff-runs")
+    result = qa("run", "--plugin", "cutoff", "--data", str(tiny_data), "--epochs", "2", "--runs-dir", str(runs), "--no-progress", env=cutoff_env)
+    assert result.code == 0, result.err
+    return only_run(runs)
+
+
+@pytest.fixture(scope="module")
+def probed(qa, cutoff_run, cutoff_env):
+    result = qa("probe", str(cutoff_run), "--noun-counts", "50,4,8,15,30", "--per-cell", "4", env=cutoff_env)
+    assert result.code == 0, result.err
+    return result, cutoff_run
+
+
+# -------------------------------------------------------------------------------------------------
+# qa evaluate: eval files and plots
+# -------------------------------------------------------------------------------------------------
+
+
+def test_evaluate_writes_exact_eval_files_and_plots(qa, cutoff_run, cutoff_env, tiny_data):
+    result = qa("evaluate", str(cutoff_run), "--data", str(tiny_data / "test.jsonl"), env=cutoff_env)
+    assert result.code == 0, result.err
+    out = cutoff_run / "eval" / "test"
+    test = read_jsonl(tiny_data / "test.jsonl")
+    expected = expected_cells(test)
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["by_group"]) == {f"{c}/noun_{n}" for c, n in expected}
+    for (category, nouns), (accuracy, count) in expected.items():
+        group = metrics["by_group"][f"{category}/noun_{nouns}"]
+        assert group["accuracy"] == pytest.approx(accuracy) and group["count"] == count
+    rows = list(csv.DictReader(io.StringIO((out / "groups.csv").read_text())))
+    cell_rows = {(r["category"], int(r["noun_count"])): r for r in rows if r["level"] == "cell"}
+    assert_same_cells({k: (float(r["accuracy"]), int(r["count"])) for k, r in cell_rows.items()}, expected)
+
+    said = {e.id: cutoff_says_yes(e) for e in test}
+    truth = {e.id: e.answer for e in test}
+    tn = sum(not said[i] and not truth[i] for i in said)
+    fp = sum(said[i] and not truth[i] for i in said)
+    fn = sum(not said[i] and truth[i] for i in said)
+    tp = sum(said[i] and truth[i] for i in said)
+    assert json.loads((out / "confusion_matrix.json").read_text())["matrix"] == [[tn, fp], [fn, tp]]
+
+    wrong = [json.loads(line) for line in (out / "misclassified.jsonl").read_text().splitlines()]
+    assert sorted(w["id"] for w in wrong) == sorted(i for i in said if said[i] != truth[i])
+    by_id = {e.id: e for e in test}
+    for row in wrong:
+        example = by_id[row["id"]]
+        assert (row["story"], row["question"], row["category"], row["noun_count"]) == (example.story, example.question, example.category, example.noun_count)
+        assert row["answer"] == ("yes" if example.answer else "no")
+        assert row["probability"] == pytest.approx(0.9 if said[row["id"]] else 0.1)
+
+    errors = json.loads((out / "errors.json").read_text())
+    assert (errors["total_errors"], errors["false_positives"], errors["false_negatives"]) == (fp + fn, fp, fn)
+    per_cell = defaultdict(lambda: [0, 0])
+    for row in wrong:
+        per_cell[(row["category"], row["noun_count"])][0 if row["answer"] == "no" else 1] += 1
+    worst = [(c["category"], c["noun_count"], c["false_positives"], c["false_negatives"]) for c in errors["worst_cells"]]
+    assert sorted(worst) == sorted((c, n, fps, fns) for (c, n), (fps, fns) in per_cell.items())
+    assert [c["errors"] for c in errors["worst_cells"]] == sorted((c["errors"] for c in errors["worst_cells"]), reverse=True)
+
+    check_png(out / "accuracy_by_noun_count.png", (800, 500))
+    check_png(out / "cell_heatmap.png", (800, 500))
+    check_png(out / "confusion_matrix.png", (500, 450))
+
+
+def test_plot_writes_training_curves_and_test_plots(qa, bow_run, tmp_path):
+    result = qa("plot", str(bow_run), "--out", str(tmp_path / "plots"))
+    assert result.code == 0, result.err
+    sizes = {"training_curves.png": (1000, 400), "accuracy_by_noun_count.png": (800, 500), "cell_heatmap.png": (800, 500), "confusion_matrix.png": (500, 450)}
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == set(sizes)
+    for name, size in sizes.items():
+        check_png(tmp_path / "plots" / name, size)
+
+
+# -------------------------------------------------------------------------------------------------
+# qa report
+# -------------------------------------------------------------------------------------------------
+
+
+class PageReader(HTMLParser):
+    """Tables (id -> rows of cell texts), images (id -> src) and every tag seen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.images: dict[str, str] = {}
+        self.tags: set[str] = set()
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.add(tag)
+        if tag == "table":
+            self._table = attrs["id"]
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "img":
+            self.images[attrs["id"]] = attrs["src"]
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self._table:
+            self.tables[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def read_page(path: Path) -> PageReader:
+    reader = PageReader()
+    reader.feed(path.read_text(encoding="utf-8"))
+    return reader
+
+
+def test_report_holds_every_table_and_embedded_plot(qa, probed, tiny_data, tmp_path):
+    _, run_dir = probed
+    out = tmp_path / "report.html"
+    result = qa("report", str(run_dir), "--out", str(out))
+    assert result.code == 0, result.err
+    assert "5 plots embedded" in result.out
+    page = read_page(out)
+    assert set(page.tables) == {"summary", "test-overall", "confusion", "cells", "by-category", "by-noun-count", "errors", "top-epochs", "epochs", "probe", "probe-boundary", "config"}
+    # self-contained: no scripts, no stylesheets or images from elsewhere
+    assert not page.tags & {"script", "link", "iframe"}
+    assert all(src.startswith("data:image/png;base64,") for src in page.images.values())
+
+    import base64
+
+    sizes = {
+        "plot-training_curves": (1000, 400),
+        "plot-accuracy_by_noun_count": (800, 500),
+        "plot-cell_heatmap": (800, 500),
+        "plot-confusion_matrix": (500, 450),
+        "plot-probe_accuracy_by_noun_count": (800, 500),
+    }
+    assert set(page.images) == set(sizes)
+    for image_id, size in sizes.items():
+        check_png(base64.b64decode(page.images[image_id].split(",", 1)[1]), size)
+
+    expected = expected_cells(read_jsonl(tiny_data / "test.jsonl"))
+    header, *rows = page.tables["cells"]
+    nouns = [int(h.split()[0]) for h in header[1:]]
+    assert nouns == [8, 15, 30]
+    for row in rows:
+        for n, text in zip(nouns, row[1:]):
+            accuracy, count = expected[(row[0], n)]
+            assert text == f"{accuracy:.3f} ({count})"
+    assert [row[0] for row in rows] == ["simple", "dense", "superdense"]
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    overall = dict(zip(*page.tables["test-overall"]))
+    total = sum(count for _, count in expected.values())
+    assert float(overall["accuracy"]) == pytest.approx(sum(a * c for a, c in expected.values()) / total, abs=5e-5)
+    assert int(overall["count"]) == total
+    confusion = page.tables["confusion"]
+    assert [int(v) for v in confusion[1][1:] + confusion[2][1:]] == [summary["values"][f"test/confusion/{k}"] for k in ("tn", "fp", "fn", "tp")]
+    facts = dict(page.tables["summary"][1:])
+    assert facts["plugin"] == "cutoff 0.0.1" and facts["framework"] == "rules" and facts["best epoch"] == str(summary["best"]["epoch"])
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [row[0] for row in page.tables["epochs"][1:]] == [str(json.loads(line)["epoch"]) for line in lines]
+    assert [row[1] for row in page.tables["top-epochs"][1:]] == [str(e["epoch"]) for e in summary["top_epochs"]]
+    assert dict(page.tables["probe-boundary"][1:]) == {"simple": "15", "dense": "8", "superdense": "50"}
+    config = dict(page.tables["config"][1:])
+    assert config["plugin"] == "cutoff" and json.loads(config["resolved_params"])["model/limits"] == "simple:15,dense:8,superdense:50"
+
+
+# -------------------------------------------------------------------------------------------------
+# qa probe
+# -------------------------------------------------------------------------------------------------
+
+
+def test_probe_names_the_boundary_of_a_model_whose_accuracy_falls(probed, tiny_data):
+    result, run_dir = probed
+    directory = run_dir / "probe"
+    stories = read_jsonl(directory / "probe.jsonl")
+    counts = Counter((e.category, e.noun_count) for e in stories)
+    cells = {(c, n) for c in LIMITS for n in (4, 8, 15, 30, 50)} - {("superdense", 4)}
+    assert counts == {cell: 4 for cell in cells}  # exactly --per-cell stories in every cell
+    assert all(Counter(e.answer for e in stories if (e.category, e.noun_count) == cell) == {True: 2, False: 2} for cell in cells)
+    train_stories = {e.story for e in read_jsonl(tiny_data / "train.jsonl")}
+    assert not train_stories & {e.story for e in stories} and all(e.id.startswith("probe-") for e in stories)
+
+    probe = json.loads((directory / "probe.json").read_text())
+    expected = expected_cells(stories)
+    got = {(c, p["noun_count"]): (p["accuracy"], p["count"]) for c, points in probe["curve"].items() for p in points}
+    assert_same_cells(got, expected)
+    # the rule's accuracies: 1 below the limit, 0.5 up to twice it, 0 beyond
+    assert [p["accuracy"] for p in probe["curve"]["simple"]] == [1.0, 1.0, 0.5, 0.0, 0.0]
+    assert probe["boundary"] == {"simple": 15, "dense": 8, "superdense": 50}
+    (skipped,) = probe["skipped"]
+    assert (skipped["category"], skipped["noun_count"]) == ("superdense", 4)
+    assert re.fullmatch(r"superdense stories need 5\.\.\d+ nouns", skipped["reason"])
+    assert probe["seen_in_training"] == 0 and probe["threshold"] == 0.75 and probe["per_cell"] == 4
+    config = json.loads((run_dir / "config.json").read_text())
+    assert probe["seed"] != config["seed"]
+
+    rows = list(csv.DictReader(io.StringIO((directory / "curve.csv").read_text())))
+    assert_same_cells({(r["category"], int(r["noun_count"])): (float(r["accuracy"]), int(r["count"])) for r in rows}, expected)
+    check_png(directory / "accuracy_by_noun_count.png", (800, 500))
+    check_png(directory / "cell_heatmap.png", (900, 500))  # five noun-count columns: 1.2 in each + 3 in
+    assert json.loads((directory / "eval" / "metrics.json").read_text())["overall"]["count"] == len(stories)
+
+    out = result.out
+    assert re.search(r"^simple\s+1\.000\s+1\.000\s+0\.500\s+0\.000\s+0\.000$", out, re.M)
+    assert re.search(r"^superdense\s+-\s+1\.000\s+1\.000\s+1\.000\s+0\.500$", out, re.M)
+    assert re.search(r"^  dense\s+8 nouns$", out, re.M) and re.search(r"^  superdense\s+50 nouns$", out, re.M)
+
+
+def test_probe_threshold_moves_the_boundary(qa, cutoff_run, cutoff_env, tmp_path):
+    result = qa("probe", str(cutoff_run), "--noun-counts", "8,30,50", "--per-cell", "2", "--threshold", "0.5", "--seed", "9", "--json", env=cutoff_env)
+    assert result.code == 0, result.err
+    probe = json.loads(result.out)
+    # exactly 0.5 is not below 0.5: the half-right cells pass, and the boundary is where the rule
+    # turns wrong (twice the limit)
+    assert probe["boundary"] == {"simple": 30, "dense": 30, "superdense": None}
+    assert probe["seed"] == 9 and probe["skipped"] == []
+
+
+def test_probe_refuses_bad_options(qa, cutoff_run, cutoff_env):
+    for args, message in (
+        (["--categories", "weird"], "the generator has no category 'weird'"),
+        (["--noun-counts", "1,2"], "none of them can be generated"),
+        (["--per-cell", "0"], "--per-cell: expected a positive integer"),
+        (["--noun-counts", "8,x"], "--noun-counts: expected comma-separated integers"),
+    ):
+        result = qa("probe", str(cutoff_run), *args, env=cutoff_env)
+        assert result.code == 2 and message in result.err and "Traceback" not in result.err, (args, result.err)
+
+
+# -------------------------------------------------------------------------------------------------
+# qa compare
+# -------------------------------------------------------------------------------------------------
+
+
+def bow_cells(run_dir: Path, test: list[Example]) -> dict[tuple[str, int], tuple[float, int]]:
+    """The bow run's per-cell test accuracy from its misclassified list and the test file."""
+    wrong = {json.loads(line)["id"] for line in (run_dir / "eval" / "misclassified.jsonl").read_text().splitlines()}
+    return expected_cells(test, says_yes=lambda e: e.answer != (e.id in wrong))
+
+
+def test_compare_puts_runs_of_two_frameworks_side_by_side(qa, bow_run, cutoff_run, cutoff_env, tiny_data, tmp_path):
+    result = qa("compare", str(bow_run), str(cutoff_run), "--plot", "--out", str(tmp_path / "cmp"), env=cutoff_env)
+    assert result.code == 0, result.err
+    test = read_jsonl(tiny_data / "test.jsonl")
+    runs = [bow_cells(bow_run, test), expected_cells(test)]
+    lines = result.out.splitlines()
+    rows = {parts[0]: parts[1:] for parts in (re.split(r"\s{2,}", line.strip()) for line in lines) if len(parts) >= 3}
+    assert rows["framework"] == ["numpy", "rules"]
+    assert rows["plugin"] == ["bow 0.1.0", "cutoff 0.0.1"]
+    for category, nouns in runs[1]:
+        texts = rows[f"{category}/noun_{nouns}"]
+        accuracy = [runs[r][(category, nouns)][0] for r in range(2)]
+        for r in range(2):
+            assert texts[r].startswith(f"{accuracy[r]:.3f} ({runs[r][(category, nouns)][1]})")
+        marked = [text.endswith(" *") for text in texts]
+        assert marked == ([a == max(accuracy) for a in accuracy] if accuracy[0] != accuracy[1] else [False, False])
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (bow_run, cutoff_run)]
+    assert rows["best epoch"] == [f"{s['best']['epoch']} (val {s['best']['accuracy']:.4f})" for s in summaries]
+    assert rows["training time (s)"] == [f"{s['seconds']:.1f}" for s in summaries]
+
+    out = tmp_path / "cmp"
+    check_png(out / "compare.png", (1200, 500))  # 10 groups (overall + 9 cells) x 2 runs
+    data = json.loads((out / "compare.json").read_text())
+    assert [r["run_id"] for r in data["runs"]] == [bow_run.name, cutoff_run.name]
+    by_name = {row["name"]: row for row in data["rows"]}
+    accuracy = [s["test"]["accuracy"] for s in summaries]
+    assert by_name["test accuracy"]["values"] == pytest.approx(accuracy)
+    assert by_name["test accuracy"]["better"] == ([int(np.argmax(accuracy))] if accuracy[0] != accuracy[1] else [])
+    table = list(csv.reader(io.StringIO((out / "compare.csv").read_text())))
+    assert table[0] == ["row", bow_run.name, cutoff_run.name, "better"]
+    assert float(dict((r[0], r[2]) for r in table[1:])["simple/noun_30"]) == 0.0
+
+
+def test_compare_notes_runs_scored_on_different_test_sets(qa, bow_run, tiny_data, tmp_path):
+    from qa_core.data.records import write_jsonl
+
+    data = tmp_path / "data"
+    for split in ("train", "val"):
+        write_jsonl(data / f"{split}.jsonl", read_jsonl(tiny_data / f"{split}.jsonl"))
+    write_jsonl(data / "test.jsonl", read_jsonl(tiny_data / "test.jsonl")[:45])
+    assert qa("run", "--plugin", "bow", "--data", str(data), "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--no-progress").code == 0
+    result = qa("compare", str(bow_run), str(only_run(tmp_path / "runs")))
+    assert result.code == 0, result.err
+    assert "note: the runs' test sets differ" in result.out
+    assert re.search(r"^  superdense/noun_30\s+\S+ \(10\)\s+-$", result.out, re.M)  # a cell one run lacks
+
+
+# -------------------------------------------------------------------------------------------------
+# errors and the optional matplotlib
+# -------------------------------------------------------------------------------------------------
+
+
+def test_commands_refuse_a_directory_that_is_not_a_run(qa, bow_run, tmp_path):
+    (tmp_path / "empty").mkdir()
+    for args in (
+        ["report", str(tmp_path / "empty")],
+        ["plot", str(tmp_path / "empty")],
+        ["probe", str(tmp_path / "empty")],
+        ["compare", str(bow_run), str(tmp_path / "empty")],
+        ["report", str(tmp_path / "missing")],
+    ):
+        result = qa(*args)
+        assert result.code == 2, (args, result.err)
+        assert result.err.startswith("error: ") and "not a run directory" in result.err and len(result.err.strip().splitlines()) == 1
+    result = qa("compare", str(bow_run))
+    assert result.code == 2 and "at least two run directories" in result.err
+
+
+def test_without_matplotlib_commands_say_how_to_install_it_and_write_the_numbers(qa, bow_run, tiny_data, tmp_path):
+    # A matplotlib that fails to import, ahead of the real one on the path.
+    blocker = tmp_path / "no-matplotlib" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('matplotlib is blocked for this test')\n")
+    env = {"PYTHONPATH": str(blocker.parent)}
+    hint = "pip install 'qa-core[plots]'"
+
+    result = qa("evaluate", str(bow_run), "--data", str(tiny_data / "test.jsonl"), "--out", str(tmp_path / "eval"), env=env)
+    assert result.code == 0, result.err
+    assert hint in result.err
+    assert {p.name for p in (tmp_path / "eval").iterdir()} == {"metrics.json", "groups.csv", "confusion_matrix.json", "misclassified.jsonl", "errors.json"}
+
+    result = qa("report", str(bow_run), "--out", str(tmp_path / "report.html"), env=env)
+    assert result.code == 0 and hint in result.out and "0 plots embedded" in result.out
+    page = read_page(tmp_path / "report.html")
+    assert not page.images and "cells" in page.tables and hint in html.unescape((tmp_path / "report.html").read_text())
+
+    result = qa("compare", str(bow_run), str(bow_run), "--plot", "--out", str(tmp_path / "cmp"), env=env)
+    assert result.code == 0 and hint in result.out
+    assert {p.name for p in (tmp_path / "cmp").iterdir()} == {"compare.json", "compare.csv"}
+
+    result = qa("plot", str(bow_run), env=env)
+    assert result.code == 2 and hint in result.err and "Traceback" not in result.err
+
+
+def test_the_cli_imports_no_analysis_module_until_a_command_needs_it():
+    import subprocess
+    import sys
+
+    code = "import sys, qa_core.cli; print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'qa_core.analysis.'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['qa_core.analysis.commands']"
