@@ -95,9 +95,14 @@ def per_example_loss(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Binary cross-entropy of each prediction (natural log), probabilities clipped by EPS.
 
     float32 throughout: the log is the most expensive step of scoring, and half the width is
-    almost twice as fast; sums are taken in float64 by the caller (np.bincount weights)."""
+    almost twice as fast; sums are taken in float64 by the caller. The likelihood of the true
+    answer is ``|p - (1 - y)|`` (p for a yes, 1 - p for a no: the same float32 values as
+    ``np.where(y, p, 1 - p)``), computed in place, which is ~7x faster than the select."""
     p = np.asarray(probs, dtype=np.float32)
-    likelihood = np.where(np.asarray(labels) >= 0.5, p, np.float32(1.0) - p)
+    likelihood = (np.asarray(labels) >= 0.5).astype(np.float32)
+    likelihood -= np.float32(1.0)
+    likelihood += p
+    np.abs(likelihood, out=likelihood)
     np.clip(likelihood, EPS, 1.0 - EPS, out=likelihood)
     np.log(likelihood, out=likelihood)
     np.negative(likelihood, out=likelihood)
@@ -119,15 +124,20 @@ def compute(
     if probs.shape != labels.shape:
         raise ValueError(f"{probs.shape[0] if probs.ndim else 0} probabilities for {labels.shape[0]} labels")
     truth = labels >= 0.5
-    outcome = (truth.view(np.int8) * 2 + (probs >= threshold).view(np.int8)).astype(np.intp)
-    categories = np.asarray(categories, dtype=np.intp)
-    nouns = np.asarray(noun_counts, dtype=np.intp)
+    predicted = probs >= threshold
+    # int32 keys: the key range is tiny, and int32 arithmetic on 1M rows is ~4x cheaper than intp.
+    outcome = truth.view(np.int8) * np.int8(2) + predicted.view(np.int8)
+    categories = np.asarray(categories, dtype=np.int32)
+    nouns = np.asarray(noun_counts, dtype=np.int32)
     n_cat = len(category_names)
     n_noun = int(nouns.max()) + 1 if nouns.size else 1
-    cell = categories * n_noun + nouns
-    hist = np.bincount(cell * 4 + outcome, minlength=n_cat * n_noun * 4).reshape(n_cat, n_noun, 4)
+    cell = categories * np.int32(n_noun) + nouns
+    hist = np.bincount(cell * np.int32(4) + outcome, minlength=n_cat * n_noun * 4).reshape(n_cat, n_noun, 4)
     if with_loss and labels.size:
-        loss_cells = np.bincount(cell, weights=per_example_loss(truth, probs), minlength=n_cat * n_noun).reshape(n_cat, n_noun)
+        # float64 weights given explicitly: bincount's own float32 -> float64 conversion is a slow
+        # generic cast (~3x the whole bincount); the sums are the same either way.
+        weights = per_example_loss(truth, probs).astype(np.float64)
+        loss_cells = np.bincount(cell, weights=weights, minlength=n_cat * n_noun).reshape(n_cat, n_noun)
     else:
         loss_cells = np.zeros((n_cat, n_noun))
 
@@ -152,7 +162,7 @@ def compute(
             _groups(hist[cat_idx, noun_idx], loss_cells[cat_idx, noun_idx]),
         )
     )
-    misclassified = np.flatnonzero((outcome == 1) | (outcome == 2))
+    misclassified = np.flatnonzero(truth != predicted)
     return MetricsReport(overall, by_category, by_noun_count, by_group, threshold, misclassified)
 
 

@@ -38,6 +38,8 @@ _QUESTION_MARK = "\x00"
 _RECORD_MARK = "\x01"
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 _CONTROL = re.compile(r"[\x00\x01]")
+#: Records tokenised at once by :func:`encode` (bounds its memory; the result does not depend on it).
+ENCODE_CHUNK = 20_000
 
 
 def tokenize(text: str) -> list[str]:
@@ -124,19 +126,15 @@ def encode(
     lookup = dict(vocab.index)
     lookup[_QUESTION_MARK] = SEP
     lookup[_RECORD_MARK] = -1
-    tokens = _corpus_tokens(examples)
-    ids = np.fromiter(map(lookup.get, tokens, repeat(UNK)), dtype=np.int32, count=len(tokens))
-
-    bounds = np.flatnonzero(ids == -1)
-    ends = np.append(bounds, ids.size)
-    starts = np.insert(bounds + 1, 0, 0)
-    lengths = ends - starts
-    kept = np.minimum(lengths, max_len)
-    first = ends - kept  # keep the last `kept` tokens: the question and the end of the story
-    rows = np.repeat(np.arange(n), kept)
-    cols = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
     matrix = np.zeros((n, max_len), dtype=np.int32)
-    matrix[rows, cols] = ids[np.repeat(first, kept) + cols]
+    lengths = np.zeros(n, dtype=np.int64)
+    # Records are tokenised a chunk at a time: the token list holds one Python string per token
+    # (~5 KiB per record), so tokenising 1M records at once needs ~5 GiB; chunks bound that to
+    # a few tens of MiB and give the same arrays.
+    for begin in range(0, n, ENCODE_CHUNK):
+        end = min(begin + ENCODE_CHUNK, n)
+        lengths[begin:end] = _encode_rows(examples[begin:end], lookup, max_len, matrix[begin:end])
+    kept = np.minimum(lengths, max_len)
 
     split = EncodedSplit(
         name=name,
@@ -149,6 +147,22 @@ def encode(
     )
     stats = EncodeStats(n, int((lengths > max_len).sum()), int(lengths.max()) if n else 0)
     return split, stats
+
+
+def _encode_rows(examples: Sequence[Example], lookup: dict[str, int], max_len: int, out: np.ndarray) -> np.ndarray:
+    """Write the ids of ``examples`` into ``out`` (zeroed rows); returns their untruncated lengths."""
+    tokens = _corpus_tokens(examples)
+    ids = np.fromiter(map(lookup.get, tokens, repeat(UNK)), dtype=np.int32, count=len(tokens))
+    bounds = np.flatnonzero(ids == -1)
+    ends = np.append(bounds, ids.size)
+    starts = np.insert(bounds + 1, 0, 0)
+    lengths = ends - starts
+    kept = np.minimum(lengths, max_len)
+    first = ends - kept  # keep the last `kept` tokens: the question and the end of the story
+    rows = np.repeat(np.arange(len(examples)), kept)
+    cols = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
+    out[rows, cols] = ids[np.repeat(first, kept) + cols]
+    return lengths
 
 
 def sequence_lengths(examples: Sequence[Example]) -> np.ndarray:

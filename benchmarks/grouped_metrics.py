@@ -1,0 +1,140 @@
+"""4. Grouped metrics on 1M / 10M predictions: qa_core.metrics vs pandas groupby vs scikit-learn.
+
+All three sides get the same arrays (labels, probabilities, category codes, noun counts). qa and
+pandas compute the same things: the confusion counts, accuracy, precision, recall, F1 and mean
+loss overall, per category, per noun count and per category x noun-count cell. scikit-learn's
+``confusion_matrix`` computes only the overall 2x2 matrix, as a floor for "one pass over the data".
+The results are cross-checked (counts equal) before any time is reported. numpy runs on one core
+here: nothing in the scoring path is multi-threaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qa_core import metrics
+
+from .common import Result, best_of, side_by_side
+
+CATEGORY_NAMES = ("simple", "dense", "superdense")
+NOUN_COUNTS = np.array([8, 15, 30])
+
+
+def predictions(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(n) < 0.5).astype(np.float32)
+    # probabilities that agree with the label ~75% of the time, like a half-trained model
+    probs = np.clip(labels * 0.5 + rng.random(n, dtype=np.float32) * 0.75 - 0.125, 0, 1).astype(np.float32)
+    return {
+        "labels": labels,
+        "probs": probs,
+        "categories": rng.integers(0, len(CATEGORY_NAMES), n).astype(np.int32),
+        "noun_counts": NOUN_COUNTS[rng.integers(0, len(NOUN_COUNTS), n)].astype(np.int32),
+    }
+
+
+def qa_scores(data: dict[str, np.ndarray]) -> metrics.MetricsReport:
+    return metrics.compute(data["labels"], data["probs"], data["categories"], data["noun_counts"], CATEGORY_NAMES)
+
+
+def pandas_scores(pd: Any, data: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The same metrics written the way a pandas user would: one frame, groupby, sums."""
+    frame = pd.DataFrame(
+        {
+            "category": pd.Categorical.from_codes(data["categories"], CATEGORY_NAMES),
+            "nouns": data["noun_counts"],
+            "truth": data["labels"] >= 0.5,
+            "pred": data["probs"] >= 0.5,
+        }
+    )
+    p = np.clip(np.where(frame["truth"], data["probs"], 1 - data["probs"]), metrics.EPS, 1 - metrics.EPS)
+    frame["loss"] = -np.log(p)
+    frame["tp"] = frame["truth"] & frame["pred"]
+    frame["fp"] = ~frame["truth"] & frame["pred"]
+    frame["fn"] = frame["truth"] & ~frame["pred"]
+    frame["tn"] = ~frame["truth"] & ~frame["pred"]
+
+    def score(table: Any) -> Any:
+        table = table.copy()
+        table["accuracy"] = (table["tp"] + table["tn"]) / table["count"]
+        table["precision"] = (table["tp"] / (table["tp"] + table["fp"])).fillna(0.0)
+        table["recall"] = (table["tp"] / (table["tp"] + table["fn"])).fillna(0.0)
+        pr = table["precision"] + table["recall"]
+        table["f1"] = (2 * table["precision"] * table["recall"] / pr).fillna(0.0)
+        table["loss"] = table["loss"] / table["count"]
+        return table
+
+    agg = {"tp": "sum", "fp": "sum", "fn": "sum", "tn": "sum", "loss": "sum", "count": "size"}
+    columns = {k: (k if k != "count" else "tp", v) for k, v in agg.items()}
+    out = {}
+    for name, keys in (("cell", ["category", "nouns"]), ("category", ["category"]), ("nouns", ["nouns"])):
+        out[name] = score(frame.groupby(keys, observed=True).agg(**columns))
+    overall = frame[["tp", "fp", "fn", "tn", "loss"]].sum().to_frame().T
+    overall["count"] = len(frame)
+    out["overall"] = score(overall)
+    return out
+
+
+def check_same(report: metrics.MetricsReport, theirs: dict[str, Any]) -> None:
+    """The pandas side must have computed the same numbers, or its time means nothing."""
+    cells = theirs["cell"]
+    for (category, nouns), group in report.by_group.items():
+        row = cells.loc[(category, nouns)]
+        assert (int(row["tp"]), int(row["fp"]), int(row["fn"]), int(row["tn"])) == (group.tp, group.fp, group.fn, group.tn)
+        assert abs(float(row["f1"]) - group.f1) < 1e-9 and abs(float(row["loss"]) - group.loss) < 1e-5
+    overall = theirs["overall"].iloc[0]
+    assert int(overall["tp"]) == report.overall.tp and abs(float(overall["accuracy"]) - report.accuracy) < 1e-12
+
+
+SIZES = ((1_000_000, "1m"), (10_000_000, "10m"))
+
+
+def run(quick: bool, sizes: tuple[tuple[int, str], ...] = SIZES) -> Result:
+    result = Result("grouped_metrics", "4. Grouped metrics: qa_core.metrics vs pandas groupby vs scikit-learn")
+    result.notes.append(
+        "same work on both sides: confusion counts, accuracy, precision, recall, F1, mean loss; "
+        "overall, per category, per noun count, per cell; numpy on one core"
+    )
+    try:
+        import pandas as pd
+    except ImportError:
+        pd = None
+        result.notes.append("pandas is not installed: pandas comparison skipped (pip install pandas)")
+    try:
+        from sklearn.metrics import confusion_matrix
+    except ImportError:
+        confusion_matrix = None
+        result.notes.append("scikit-learn is not installed: its comparison skipped (pip install scikit-learn)")
+
+    for n, label in sizes:
+        data = predictions(n)
+        repeats = (5 if n <= 1_000_000 else 2) if quick else (11 if n <= 1_000_000 else 5)
+        qa_s, qa_times = best_of(lambda: qa_scores(data), repeats)
+        no_loss_s, _ = best_of(
+            lambda: metrics.compute(data["labels"], data["probs"], data["categories"], data["noun_counts"], CATEGORY_NAMES, with_loss=False),
+            repeats,
+        )
+        result.figures[f"metrics_{label}_qa_ms"] = qa_s * 1e3
+        result.details[f"{label}"] = {"qa_seconds": qa_times, "qa_min_ms": min(qa_times) * 1e3, "qa_without_loss_ms": no_loss_s * 1e3}
+        if label == "1m":
+            result.targets[f"metrics_{label}_qa_ms"] = ("<=", 10.0)
+        if pd is not None:
+            check_same(qa_scores(data), pandas_scores(pd, data))
+            comparison = side_by_side(
+                {"qa": lambda: qa_scores(data), "pandas": lambda: pandas_scores(pd, data)}, repeats=max(3, repeats // 2)
+            )
+            result.figures[f"metrics_{label}_ratio_vs_pandas_groupby"] = comparison.ratio
+            result.targets[f"metrics_{label}_ratio_vs_pandas_groupby"] = ("<=", 0.1)
+            result.details[label]["vs_pandas"] = comparison.to_json()
+        if confusion_matrix is not None:
+            truth, pred = data["labels"] >= 0.5, data["probs"] >= 0.5
+            matrix = confusion_matrix(truth, pred)
+            assert matrix[1, 1] == qa_scores(data).overall.tp
+            comparison = side_by_side(
+                {"qa": lambda: qa_scores(data), "sklearn": lambda: confusion_matrix(truth, pred)}, repeats=max(3, repeats // 2)
+            )
+            result.figures[f"metrics_{label}_ratio_vs_sklearn_confusion_matrix"] = comparison.ratio
+            result.details[label]["vs_sklearn_confusion_matrix"] = comparison.to_json()
+    return result
