@@ -114,11 +114,26 @@ def category_order(splits: dict[str, list[Example]]) -> tuple[str, ...]:
     return tuple(c for c in CATEGORIES if c in seen) + tuple(sorted(seen - set(CATEGORIES)))
 
 
+def resolve_model_params(model_plugin: ModelPlugin, config: RunConfig) -> dict[str, Any]:
+    """The plugin's hyperparameters: --param values, plus the core options that a plugin may
+    declare as parameters of its own (--lr sets ``lr``, --max-len sets ``max_len``), so the model
+    and the encoding never disagree. An explicit --param wins."""
+    declared = {p.name for p in model_plugin.info.params}
+    given = dict(config.params)
+    if config.lr is not None:
+        if "lr" not in declared:
+            raise ConfigError(f"--lr: plugin '{model_plugin.name}' has no lr parameter")
+        given.setdefault("lr", config.lr)
+    if config.max_len is not None and "max_len" in declared:
+        given.setdefault("max_len", config.max_len)
+    return model_plugin.resolve_params(given)
+
+
 def resolve_max_len(config: RunConfig, params: dict[str, Any], train: Sequence[Example]) -> int:
+    if "max_len" in params:  # the plugin's own parameter (which --max-len sets) decides
+        return int(params["max_len"])
     if config.max_len is not None:
         return config.max_len
-    if "max_len" in params:
-        return int(params["max_len"])
     return int(min(MAX_AUTO_LEN, max(4, sequence_lengths(train).max())))
 
 
@@ -309,12 +324,7 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
     pm = pm or load_plugins()
     model_plugin = pm.model(config.plugin)
     suffix = model_plugin.info.checkpoint_suffix or ""
-    given = dict(config.params)
-    if config.lr is not None:
-        if "lr" not in {p.name for p in model_plugin.info.params}:
-            raise ConfigError(f"--lr: plugin '{model_plugin.name}' has no lr parameter")
-        given.setdefault("lr", config.lr)
-    params = model_plugin.resolve_params(given)
+    params = resolve_model_params(model_plugin, config)
     trackers = ["local", *config.loggers]
     for name in config.loggers:
         check_logger_params(name, pm.tracker(name).info, config.logger_params.get(name, {}))  # before any work
