@@ -1,0 +1,108 @@
+"""Import TensorFlow and Keras once, quietly, with the TensorFlow backend.
+
+TensorFlow prints start-up notices from C++ before Python gets control (oneDNN, CPU features,
+CUDA not found, absl's "log messages before InitializeLog" banner) and logs at run time
+(oneDNN's DT_BOOL fallback when the padding mask is applied). None of that is the user's
+business unless they ask, so by default:
+
+* ``TF_CPP_MIN_LOG_LEVEL`` is set to 3 (unless the user set it): C++ logging off. A real failure
+  still reaches the user as a Python exception with TensorFlow's status message.
+* While ``tensorflow`` is imported, file descriptor 2 goes to a temporary file; afterwards every
+  captured line that is not a known start-up notice is written back to stderr. This is needed
+  because TensorFlow 2.21 writes some notices before absl logging exists, ignoring the level.
+* TensorFlow's and absl's Python loggers are turned down to errors.
+
+``QA_TF_VERBOSE=1`` turns all of this off and shows TensorFlow exactly as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import tempfile
+from types import ModuleType
+from typing import Iterator
+
+from qa_core import QAError
+
+VERBOSE_ENV = "QA_TF_VERBOSE"
+
+#: absl/glog lines at INFO or WARNING level ("I0000 00:00:1795552461.726743   7435 port.cc:153] ..."),
+#: absl's banner, and the continuation line of the CPU-feature notice.
+_NOISE = re.compile(
+    r"^(?:[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|To enable the following instructions: .* rebuild TensorFlow)"
+)
+
+_modules: tuple[ModuleType, ModuleType] | None = None
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+@contextlib.contextmanager
+def _filtered_stderr() -> Iterator[None]:
+    """Send fd 2 to a temporary file; replay what is not start-up noise when done."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", errors="replace")
+            kept = "".join(line for line in text.splitlines(keepends=True) if not _NOISE.match(line))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+
+
+def _import() -> tuple[ModuleType, ModuleType]:
+    # Keras reads its backend when first imported; this plugin is written for TensorFlow.
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+    try:
+        import tensorflow as tf
+        import keras
+    except ImportError as exc:
+        raise QAError(
+            f"the 'lstm' plugin needs TensorFlow and Keras 3 ({exc}); install one TensorFlow build: "
+            "pip install 'qa-lstm-tf[cpu]' (tensorflow-cpu), '[tensorflow]' or '[gpu]'"
+        ) from exc
+    if keras.backend.backend() != "tensorflow":
+        raise QAError(
+            f"the 'lstm' plugin needs Keras' TensorFlow backend, but Keras was already imported "
+            f"with the {keras.backend.backend()!r} backend (KERAS_BACKEND)"
+        )
+    return tf, keras
+
+
+def load() -> tuple[ModuleType, ModuleType]:
+    """``(tensorflow, keras)``, imported on first use with the noise rules above."""
+    global _modules
+    if _modules is not None:
+        return _modules
+    if verbose():
+        _modules = _import()
+        return _modules
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _filtered_stderr():
+        tf, keras = _import()
+    tf.get_logger().setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    _modules = (tf, keras)
+    return _modules

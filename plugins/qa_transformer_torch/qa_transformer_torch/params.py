@@ -1,0 +1,128 @@
+"""The transformer's hyperparameters: defaults, types and checks, with no torch import.
+
+``qa plugins`` shows this table and ``qa run --param key=value`` sets it; the core converts each
+string, applies ``minimum``/``maximum``/``choices``/``check`` and then :func:`validate` for the
+rules that involve two parameters, so a bad value stops the run before any data is encoded or
+any model is built.
+
+The defaults are tuned for the generated data on a 2-core CPU: a 2-layer, 64-wide encoder learns
+every category well above the majority baseline in a few minutes (numbers in README.md).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable, Mapping
+
+from qa_core import Param
+
+# "auto", "cpu", "mps", "cuda" or "cuda:<index>"; availability is checked when the model is built.
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
+
+POOLINGS = ("last", "mean", "cls")
+
+
+def _finite(check: Callable[[float], str | None] | None = None) -> Callable[[float], str | None]:
+    """NaN slips through ``minimum``/``maximum`` (every comparison with it is False)."""
+
+    def finite_check(value: float) -> str | None:
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value}"
+        return check(value) if check else None
+
+    return finite_check
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"must be > 0, got {value}"
+
+
+def _odd_or_zero(value: int) -> str | None:
+    # An even kernel cannot be centred: the output would be one step longer than the input.
+    return None if value == 0 or value % 2 == 1 else f"must be odd (or 0 for off), got {value}"
+
+
+def _device(value: str) -> str | None:
+    if _DEVICE.fullmatch(value.strip().lower()):
+        return None
+    return f"expected auto, cpu, mps, cuda or cuda:<index>, got {value!r}"
+
+
+PARAMS: tuple[Param, ...] = (
+    Param("d_model", int, 64, "width of the token embeddings and of every encoder layer", minimum=8, maximum=4096),
+    Param("heads", int, 4, "attention heads per layer; must divide d_model", minimum=1, maximum=256),
+    Param("layers", int, 2, "encoder layers", minimum=1, maximum=48),
+    Param("ff_dim", int, 128, "hidden width of each layer's feed-forward block", minimum=1, maximum=65536),
+    Param("dropout", float, 0.1, "dropout in attention, feed-forward and embeddings", minimum=0.0, maximum=0.9, check=_finite()),
+    Param(
+        "max_len",
+        int,
+        96,
+        "tokens per example (story, SEP, question); the core truncates longer stories to fit",
+        minimum=4,
+        maximum=4096,
+    ),
+    Param(
+        "pooling",
+        str,
+        "last",
+        "how the encoder's outputs become one vector: the last token (it ends the question), "
+        "the mean over real tokens, or a prepended CLS token",
+        choices=POOLINGS,
+    ),
+    Param(
+        "question_match",
+        bool,
+        True,
+        "add a learned vector to each token saying which question word it repeats (an exact-match feature)",
+    ),
+    Param(
+        "conv_kernel",
+        int,
+        9,
+        "width of the convolutional position encoding over the embeddings (odd); 0 turns it off",
+        minimum=0,
+        maximum=63,
+        check=_odd_or_zero,
+    ),
+    Param(
+        "distance_bias",
+        float,
+        0.05,
+        "attention logits lose this much per token of distance (ALiBi-like prior toward a "
+        "token's own sentence and recent ones); 0 turns it off",
+        minimum=0.0,
+        maximum=10.0,
+        check=_finite(),
+    ),
+    Param("lr", float, 2e-3, "Adam learning rate (qa run --lr sets it too)", check=_finite(_positive)),
+    Param(
+        "weight_decay",
+        float,
+        0.0,
+        "decoupled weight decay; > 0 switches the optimizer from Adam to AdamW",
+        minimum=0.0,
+        maximum=1.0,
+        check=_finite(),
+    ),
+    Param("grad_clip", float, 1.0, "clip the global gradient norm to this value; 0 turns clipping off", minimum=0.0, check=_finite()),
+    Param("device", str, "auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:<index> or mps", check=_device),
+    Param("threads", int, 0, "CPU threads for torch; 0 = the cores this process may use", minimum=0, maximum=1024),
+)
+
+DEFAULTS: dict[str, Any] = {param.name: param.default for param in PARAMS}
+
+#: The parameters that decide the shapes of the weights: a checkpoint must agree on all of them.
+ARCHITECTURE = ("d_model", "heads", "layers", "ff_dim", "max_len", "pooling", "question_match", "conv_kernel")
+
+
+def validate(params: Mapping[str, Any]) -> None:
+    """Cross-parameter rules; raises ValueError with the message the user sees."""
+    d_model, heads = params["d_model"], params["heads"]
+    if d_model % heads:
+        divisors = [h for h in range(1, min(d_model, 16) + 1) if d_model % h == 0]
+        raise ValueError(
+            f"heads={heads} must divide d_model={d_model} (each head is d_model/heads wide); "
+            f"heads that fit: {', '.join(map(str, divisors))}"
+        )

@@ -1,0 +1,63 @@
+"""The ``transformer`` entry point: the hooks the core calls, and nothing heavier.
+
+This module must import without torch (``qa plugins`` describes the plugin from here), so every
+hook that needs torch imports its module on first call; train and evaluate calls go straight to
+methods of the handle :func:`qa_build` returned.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from qa_core import Batch, EncodedSplit, ModelSpec, PluginInfo, hookimpl
+
+from .params import PARAMS, validate
+
+CHECKPOINT_SUFFIX = ".pt"
+
+
+@hookimpl
+def qa_describe() -> PluginInfo:
+    return PluginInfo(
+        kind="model",
+        description="Transformer encoder (PyTorch): embeddings + positions, masked self-attention, pooled to one logit",
+        framework="torch",
+        params=PARAMS,
+        checkpoint_suffix=CHECKPOINT_SUFFIX,
+        validate=validate,
+    )
+
+
+@hookimpl
+def qa_build(spec: ModelSpec) -> Any:
+    from .engine import build
+
+    return build(spec)
+
+
+@hookimpl
+def qa_train_step(model: Any, batch: Batch) -> tuple[Any, Any]:
+    return model.train_step(batch)
+
+
+@hookimpl
+def qa_evaluate(model: Any, data: EncodedSplit, batch_size: int) -> np.ndarray:
+    return model.evaluate(data, batch_size)
+
+
+@hookimpl
+def qa_save_checkpoint(model: Any, path: Path, spec: ModelSpec, meta: Mapping[str, Any]) -> bool:
+    from .checkpoint import save
+
+    save(model, Path(path), spec, meta)
+    return True
+
+
+@hookimpl
+def qa_load_checkpoint(path: Path, spec: ModelSpec, meta: Mapping[str, Any]) -> Any:
+    from .checkpoint import load
+
+    return load(Path(path), spec)
