@@ -510,9 +510,13 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
     except (_Signal, KeyboardInterrupt) as exc:
         status = "interrupted"
         signum = exc.signum if isinstance(exc, _Signal) else signal.SIGINT
-        saved = f"epoch {epochs_run} is saved" if epochs_run else "no epoch had finished, nothing to resume"
+        # What is on disk decides, not the loop counter: the signal may land between an epoch's
+        # checkpoint and the end of its bookkeeping.
+        last = policy.last_path
+        resumable = last.is_file() and meta_path(last, suffix).is_file()
+        saved = "its last finished epoch is saved" if resumable else "no epoch had finished, nothing to resume"
         message = f"interrupted ({signal.Signals(signum).name}) during epoch {epoch}; {saved}"
-        if epochs_run:
+        if resumable:
             message += f". Resume with: qa run --resume {run_dir}"
         interrupted = RunInterrupted(message, int(signum))
     finally:
