@@ -35,11 +35,8 @@ class QuestionView(keras.layers.Layer):
     flags.
     """
 
-    def __init__(
-        self, sep_id: int, question_first: bool = True, question_match: bool = True, slots: int = 16, reverse_story: bool = False, **kwargs: Any
-    ):
+    def __init__(self, sep_id: int, question_first: bool = True, question_match: bool = True, slots: int = 16, **kwargs: Any):
         super().__init__(**kwargs)
-        self.reverse_story = reverse_story
         self.slots = slots
         self.sep_id = sep_id
         self.question_first = question_first
@@ -68,17 +65,10 @@ class QuestionView(keras.layers.Layer):
             flags = ops.zeros_like(tokens)
 
         if self.question_first:
-            # Question, then the story (reversed when asked), then SEP, then the padding.
-            question_length = length - sep - 1
-            question = sep + 1 + positions
-            story_at = positions - question_length
-            story = sep - 1 - story_at if self.reverse_story else story_at
-            source = ops.where(
-                ops.less(positions, question_length),
-                question,
-                ops.where(ops.less(positions, question_length + sep), story, ops.where(ops.less(positions, length), sep, positions)),
-            )
-            source = ops.where(ops.greater(has_sep, 0), source, positions)
+            # Rotate the real tokens left by sep + 1: question, story, SEP, then the padding.
+            shift = (sep + 1) * has_sep
+            rotated = (positions + shift) % ops.maximum(length, 1)
+            source = ops.where(ops.less(positions, length), rotated, positions)
             tokens = ops.take_along_axis(tokens, source, axis=1)
             flags = ops.take_along_axis(flags, source, axis=1)
         return tokens, flags
@@ -93,7 +83,6 @@ class QuestionView(keras.layers.Layer):
             "question_first": self.question_first,
             "question_match": self.question_match,
             "slots": self.slots,
-            "reverse_story": self.reverse_story,
         }
 
 

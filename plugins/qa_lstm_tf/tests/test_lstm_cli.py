@@ -169,3 +169,38 @@ def test_a_transformer_checkpoint_is_refused_by_the_lstm(transformer_dir):
     spec = ModelSpec("lstm", params, len(vocab["tokens"]), 48, 0, vocab_hash=vocab["sha256"])
     with pytest.raises(CheckpointError, match="not a Keras weights file"):
         lstm.load(model_file, spec, {})
+
+
+def load_tensorflow(env: dict[str, str]) -> subprocess.CompletedProcess:
+    code = "import os\nfrom qa_lstm_tf import tf_runtime\ntf_runtime.load()\nprint(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n"
+    full_env = {k: v for k, v in os.environ.items() if k not in ("QA_TF_VERBOSE", "TF_CPP_MIN_LOG_LEVEL")}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**full_env, **env}, timeout=120)
+
+
+def test_tensorflow_is_imported_quietly_unless_asked():
+    quiet = load_tensorflow({})
+    assert quiet.returncode == 0 and quiet.stdout.strip() == "3"
+    assert quiet.stderr == ""
+    verbose = load_tensorflow({"QA_TF_VERBOSE": "1"})
+    # TensorFlow as it is: its own log level, nothing filtered. (What it then prints depends on
+    # the build and the machine, so only the quiet side is asserted.)
+    assert verbose.returncode == 0 and verbose.stdout.strip() == "None"
+
+
+def test_the_stderr_filter_drops_start_up_notices_and_keeps_everything_else():
+    from qa_lstm_tf.tf_runtime import _NOISE
+
+    noise = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1795552116.688137    4722 port.cc:153] oneDNN custom operations are on.",
+        "W0000 00:00:1795552116.688137    4722 cuda_executor.cc:1] could not find cuda drivers",
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate compiler flags.",
+    ]
+    kept = [
+        "E0000 00:00:1795552116.688137    4722 util.cc:131] a real error",
+        "Traceback (most recent call last):",
+        "ImportError: libcudart.so.12: cannot open shared object file",
+        "I am a line a plugin printed",
+    ]
+    assert all(_NOISE.match(line) for line in noise)
+    assert not any(_NOISE.match(line) for line in kept)

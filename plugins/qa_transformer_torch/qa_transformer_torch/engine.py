@@ -31,6 +31,8 @@ class TorchModel:
     optimizer: torch.optim.Optimizer
     loss_fn: nn.BCEWithLogitsLoss
     grad_clip: float
+    #: The network's parameters, listed once (clipping walks them every step).
+    weights: list[torch.Tensor]
     #: The last finished epoch (restored from checkpoints, for a later resume).
     epoch: int = 0
 
@@ -58,7 +60,7 @@ class TorchModel:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip > 0:
-            nn.utils.clip_grad_norm_(network.parameters(), self.grad_clip, foreach=True)
+            nn.utils.clip_grad_norm_(self.weights, self.grad_clip, foreach=True)
         self.optimizer.step()
         correct = ((logits.detach() > 0) == (labels > 0.5)).sum()
         # Detached tensors, not floats: float() would wait for the device on every step.
@@ -126,4 +128,5 @@ def build(spec: ModelSpec, seed: bool = True) -> TorchModel:
         optimizer=make_optimizer(network, params),
         loss_fn=nn.BCEWithLogitsLoss(),
         grad_clip=float(params["grad_clip"]),
+        weights=list(network.parameters()),
     )

@@ -60,8 +60,8 @@ class QATransformer(nn.Module):
         self.scale = math.sqrt(d_model)
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         self.position = nn.Embedding(max_len, d_model)
-        # Row 0: not in the question; 1..MATCH_WORDS: repeats that question word; the last row
-        # marks the question's own tokens that repeat nothing later in it (SEP and beyond).
+        # Row 0: a story word the question does not repeat; 1..MATCH_WORDS: a story word equal to
+        # that question word (counted from the end); the last row: SEP and the question itself.
         self.match = nn.Embedding(MATCH_WORDS + 2, d_model) if question_match else None
         self.conv = nn.Conv1d(d_model, d_model, conv_kernel, padding=conv_kernel // 2) if conv_kernel else None
         # The CLS vector is prepended and takes no position: max_len stays the real tokens a row holds.
@@ -139,7 +139,8 @@ class QATransformer(nn.Module):
 
         The question is everything after the last SEP. Its last words are gathered into a
         [b, MATCH_WORDS] table (one gather), compared with every token ([b, t, MATCH_WORDS]) and
-        the nearest-to-the-end match wins; padding and words before SEP get 0.
+        the nearest-to-the-end match wins. SEP and the question get MATCH_WORDS + 1, padding and
+        unrepeated story words 0.
         """
         back = torch.arange(MATCH_WORDS, device=tokens.device)
         index = (lengths.unsqueeze(1) - 1 - back).clamp(min=0)  # [b, K] positions of the last words
@@ -151,6 +152,8 @@ class QATransformer(nn.Module):
         same = (tokens.unsqueeze(2) == last_words.unsqueeze(1)) & valid.unsqueeze(1)  # [b, t, K]
         # argmax finds the first True: the word nearest to the end; +1 keeps 0 for "none".
         ids = torch.where(same.any(-1), same.to(torch.uint8).argmax(-1) + 1, 0)
-        in_question = (positions >= sep_at) & (sep_at >= 0) & ~padding
-        ids = torch.where(in_question & (ids == 0), MATCH_WORDS + 1, ids)
+        # The question's own words get one id of their own: a story's "Mary" must not look
+        # like the question's "Mary" (positions already tell the question words apart).
+        in_question = (positions >= sep_at) & (sep_at >= 0)
+        ids = torch.where(in_question, MATCH_WORDS + 1, ids)
         return ids.masked_fill(padding, 0)

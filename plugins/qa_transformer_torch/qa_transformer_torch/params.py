@@ -5,8 +5,10 @@ string, applies ``minimum``/``maximum``/``choices``/``check`` and then :func:`va
 rules that involve two parameters, so a bad value stops the run before any data is encoded or
 any model is built.
 
-The defaults are tuned for the generated data on a 2-core CPU: a 2-layer, 64-wide encoder learns
-every category well above the majority baseline in a few minutes (numbers in README.md).
+The defaults are tuned for the default generated data and the core's default 5 epochs on a 2-core
+CPU (measurements in README.md): a 2-layer, 64-wide encoder over the last 96 tokens, with the
+question-match feature, a 9-wide convolutional position encoding and a distance bias, which
+together turn a model that memorises into one that learns the simple category in 2-4 epochs.
 """
 
 from __future__ import annotations
@@ -54,7 +56,16 @@ PARAMS: tuple[Param, ...] = (
     Param("heads", int, 4, "attention heads per layer; must divide d_model", minimum=1, maximum=256),
     Param("layers", int, 2, "encoder layers", minimum=1, maximum=48),
     Param("ff_dim", int, 128, "hidden width of each layer's feed-forward block", minimum=1, maximum=65536),
-    Param("dropout", float, 0.1, "dropout in attention, feed-forward and embeddings", minimum=0.0, maximum=0.9, check=_finite()),
+    Param(
+        "dropout",
+        float,
+        0.0,
+        "dropout in attention, feed-forward and embeddings (off by default: in a 5-epoch run it "
+        "slows learning more than it prevents overfitting; try 0.1 for long runs)",
+        minimum=0.0,
+        maximum=0.9,
+        check=_finite(),
+    ),
     Param(
         "max_len",
         int,

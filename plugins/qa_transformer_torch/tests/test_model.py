@@ -106,9 +106,10 @@ def test_match_ids_mark_story_words_that_the_question_repeats():
     ids = QATransformer.match_ids(tokens, lengths, padding)[0].tolist()
     # "mary" (11) is the question's 4th word from the end -> id 4; "kitchen" (6) the 2nd -> id 2.
     assert ids[:4] == [0, 4, 2, 0]
-    assert ids[5:10] == [5, 4, 3, 2, 1]  # question words: their own distance from the end
-    assert ids[4] == MATCH_WORDS + 1  # SEP: in the question, repeated nowhere
+    assert ids[4:10] == [MATCH_WORDS + 1] * 6  # SEP and the question: one id of their own
     assert ids[10:] == [0, 0]  # padding
+    # Without SEP there is no question: nothing is marked.
+    assert QATransformer.match_ids(tokens.masked_fill(tokens == 2, 3), lengths, padding).sum() == 0
 
 
 def test_evaluation_leaves_training_mode_to_the_next_step(model_plugin, tiny_data, make_spec):
