@@ -1,20 +1,24 @@
-"""Two small Keras layers that tell the LSTM what the question asks before it reads the story.
+"""Three small Keras layers that let an LSTM learn the stories' task instead of memorising it.
 
-The core encodes every row as ``story SEP question``, right-padded with 0. A recurrent reader
-that meets the question last must remember every fact not knowing which will be asked, and must
-learn to compare word identities ("is the subject of this sentence the person asked about?")
-from a few thousand examples; on the generated data a plain LSTM only memorises (README.md has
-the numbers). Two parameter-light inductive biases fix that:
+The core encodes every row as ``story SEP question``, right-padded with 0. On the generated data
+a plain Embedding + LSTM + Dense memorises the training set and stays at chance on validation
+(README.md has the numbers): it meets the question last, so it must remember every fact not
+knowing which will be asked, and it must learn to compare word identities ("is this sentence's
+subject the person asked about?") from a few thousand examples. These layers remove both
+obstacles:
 
-* :class:`QuestionView` reorders each row to ``question story SEP`` (``question_first``), so the
-  LSTM knows what to track while it reads, and flags every token that also occurs in the
-  question (``question_match``, the exact-match feature of reading-comprehension models such as
-  DrQA), so "same name, same place" is one bit per token instead of a learned comparison.
-* :class:`MarkTokens` adds one learned vector to the embedding of every flagged token, keeping
-  the embedding's padding mask for the LSTM.
+* :class:`QuestionView` reorders each row to ``question story SEP`` (``question_first``) and tags
+  every story token that also occurs in the question with its 1-based position there
+  (``question_match``: the exact-match feature of reading-comprehension models such as DrQA,
+  plus which question word matched, so the asked entity and the asked place differ).
+* :class:`MarkTokens` replaces (or adds to) a tagged token's embedding with a learned vector per
+  question position, keeping the embedding's padding mask.
+* :class:`LocalContext` lets each position see the few tokens before it (a residual causal
+  convolution), so "<asked entity> walked to the <asked place>" is one input at "place".
 
-Both are index arithmetic on the token ids inside the model: they run in the compiled train and
-predict steps, travel with the model (predict, save, load) and cost a few percent of a step.
+All of it is index arithmetic and small layers inside the model: it runs in the compiled train
+and predict steps, needs no Python per example, and travels with the weights (predict, save,
+load, and a plain ``model.fit`` on the same model).
 """
 
 from __future__ import annotations

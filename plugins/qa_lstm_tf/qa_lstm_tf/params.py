@@ -115,13 +115,6 @@ PARAMS: tuple[Param, ...] = (
         minimum=4,
         maximum=4096,
     ),
-    Param(
-        "jit_compile",
-        bool,
-        False,
-        "compile the train and predict steps with XLA: faster on CPU after a slow first epoch, "
-        "but the numbers differ from the default in the last bits",
-    ),
 )
 
 DEFAULTS: dict[str, Any] = {param.name: param.default for param in PARAMS}
