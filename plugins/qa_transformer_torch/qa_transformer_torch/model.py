@@ -1,19 +1,21 @@
 """The network: token embedding + positions (+ question-match and convolutional position features)
 -> ``nn.TransformerEncoder`` with a padding mask -> pooling -> one logit.
 
-Three input choices make the difference between a model that learns the generated stories in a
-few epochs and one that sits at 50% memorising them (measured, see README.md):
+Four choices make the difference between a model that learns the generated stories within the
+core's default 5 epochs and one that sits at 50% memorising them (ablations in README.md):
 
 * **positions count back from the question.** Rows are right-padded and the core truncates the
   *start* of long stories, so the question always ends the row. Indexing the position table by
   the distance to the last real token gives the question words fixed positions and makes
   "how recent is this sentence" one learned vector per distance.
-* **question match** (the exact-match feature of DrQA-style readers): each token gets a learned
-  vector saying which of the question's last words it repeats (counted from the end), so the
-  story's mentions of the asked actor and place stand out before any attention is learned.
-* **a convolutional position encoding** (as in wav2vec 2.0 / CPE): a 1-D convolution over the
-  embeddings lets every token see its neighbours, so a place "knows" the actor and verb of its
-  own sentence from the first step; attention is then left with the long-range part.
+* **question match** (the exact-match feature of DrQA-style readers): each story token gets a
+  learned vector saying which of the question's last words it repeats (counted from the end), so
+  the mentions of the asked actor and place stand out before any attention is learned.
+* **a convolutional position encoding** (as in wav2vec 2.0): a 1-D convolution over the
+  embeddings lets every token see its neighbours, so a place "knows" the actor and the verb of
+  its own sentence from the first step; attention is left with the long-range part.
+* **a distance bias** (ALiBi-like): attention logits lose ``distance_bias`` per token of distance,
+  a prior toward a token's own sentence and toward recent sentences.
 """
 
 from __future__ import annotations
@@ -55,7 +57,6 @@ class QATransformer(nn.Module):
     ) -> None:
         super().__init__()
         self.pooling = pooling
-        self.heads = heads
         self.distance_bias = distance_bias
         self.scale = math.sqrt(d_model)
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
@@ -76,7 +77,7 @@ class QATransformer(nn.Module):
             batch_first=True,
             norm_first=True,  # pre-norm: stable at the learning rates a small model wants
             # No biases: modern practice, a little faster, and it keeps torch's inference fast
-            # path (which mishandles float attention masks, torch 2.1-2.13) out of the way.
+            # path (which mishandles float attention masks, seen with torch 2.13) out of the way.
             bias=False,
         )
         # Nested tensors need post-norm layers; the padding mask does the same job here.

@@ -107,7 +107,7 @@ PARAMS: tuple[Param, ...] = (
         maximum=10.0,
         check=_finite(),
     ),
-    Param("lr", float, 2e-3, "Adam learning rate (qa run --lr sets it too)", check=_finite(_positive)),
+    Param("lr", float, 1e-3, "Adam learning rate (qa run --lr sets it too)", check=_finite(_positive)),
     Param(
         "weight_decay",
         float,
