@@ -15,6 +15,7 @@ model plugins. Tracker hooks are broadcast by :class:`qa_core.tracking.hub.Track
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -328,6 +329,8 @@ def resolve_params(plugin: str, info: PluginInfo, given: Mapping[str, Any], opti
             continue
         try:
             value = _convert(param, given[name])
+            if param.type is float and not math.isfinite(value):  # NaN slips past every bound
+                raise ValueError(f"must be a finite number, got {value}")
             if param.choices is not None and value not in param.choices:
                 raise ValueError(f"expected one of {', '.join(map(str, param.choices))}, got {value!r}")
             if param.minimum is not None and value < param.minimum:
