@@ -48,7 +48,7 @@ def run(quick: bool) -> Result:
     def raw_side() -> float:
         network.eval()
         with torch.inference_mode():
-            probs = torch.cat([torch.sigmoid(network(tokens, mask)) for tokens, mask, _ in batches]).numpy()
+            probs = torch.cat([torch.sigmoid(network(tokens, lengths)) for tokens, lengths, _ in batches]).numpy()
         return float(((probs >= 0.5) == (val.labels >= 0.5)).mean())
 
     assert abs(qa_side()["metrics/val/accuracy"] - raw_side()) < 1e-9

@@ -27,16 +27,15 @@ BATCH_SIZE = 32
 
 
 def presliced(split: Any, batch_size: int, torch: Any) -> list[tuple[Any, Any, Any]]:
-    """Every batch as ready tensors: (token ids [b, w], padding mask [b, w], labels [b])."""
-    positions = torch.arange(split.max_len)
+    """Every batch as ready tensors: (token ids [b, w], real lengths [b], labels [b])."""
     out = []
     for start in range(0, len(split), batch_size):
         stop = min(start + batch_size, len(split))
         lengths = split.lengths[start:stop]
         width = int(lengths.max())
         tokens = torch.from_numpy(np.ascontiguousarray(split.tokens[start:stop, :width])).long()
-        mask = positions[:width] >= torch.from_numpy(lengths).unsqueeze(1)
-        out.append((tokens, mask, torch.from_numpy(split.labels[start:stop].copy())))
+        real = torch.from_numpy(lengths.copy()).long()
+        out.append((tokens, real, torch.from_numpy(split.labels[start:stop].copy())))
     return out
 
 
@@ -57,8 +56,8 @@ class RawLoop:
         torch, network, optimizer = self.torch, self.network, self.optimizer
         network.train()
         losses, sizes = [], []
-        for tokens, mask, labels in batches:
-            loss = self.loss_fn(network(tokens, mask), labels)
+        for tokens, lengths, labels in batches:
+            loss = self.loss_fn(network(tokens, lengths), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.clip > 0:

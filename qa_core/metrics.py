@@ -20,6 +20,8 @@ import numpy as np
 #: Probabilities are clipped into [EPS, 1 - EPS] before the log, as Keras does.
 EPS = 1e-7
 DEFAULT_THRESHOLD = 0.5
+#: Rows scored per block by :func:`compute` (fastest of 16k-256k, measured on 1M and 10M rows).
+_BLOCK = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -123,23 +125,35 @@ def compute(
     probs = np.asarray(probs)
     if probs.shape != labels.shape:
         raise ValueError(f"{probs.shape[0] if probs.ndim else 0} probabilities for {labels.shape[0]} labels")
-    truth = labels >= 0.5
-    predicted = probs >= threshold
-    # int32 keys: the key range is tiny, and int32 arithmetic on 1M rows is ~4x cheaper than intp.
-    outcome = truth.view(np.int8) * np.int8(2) + predicted.view(np.int8)
     categories = np.asarray(categories, dtype=np.int32)
     nouns = np.asarray(noun_counts, dtype=np.int32)
     n_cat = len(category_names)
     n_noun = int(nouns.max()) + 1 if nouns.size else 1
-    cell = categories * np.int32(n_noun) + nouns
-    hist = np.bincount(cell * np.int32(4) + outcome, minlength=n_cat * n_noun * 4).reshape(n_cat, n_noun, 4)
-    if with_loss and labels.size:
-        # float64 weights given explicitly: bincount's own float32 -> float64 conversion is a slow
-        # generic cast (~3x the whole bincount); the sums are the same either way.
-        weights = per_example_loss(truth, probs).astype(np.float64)
-        loss_cells = np.bincount(cell, weights=weights, minlength=n_cat * n_noun).reshape(n_cat, n_noun)
-    else:
-        loss_cells = np.zeros((n_cat, n_noun))
+    n_cells = n_cat * n_noun
+    hist = np.zeros(n_cells * 4, dtype=np.int64)
+    loss_cells = np.zeros(n_cells)
+    wrong = [np.zeros(0, dtype=np.intp)]
+    # In blocks: every temporary of a block stays in the CPU cache and is recycled by the
+    # allocator; whole-array temporaries cost a fresh page-faulted buffer each. 1M rows: 9.4 ms
+    # whole, 4.6 ms in blocks; 10M: 88 ms -> 49 ms (benchmarks/grouped_metrics.py).
+    for start in range(0, labels.shape[0], _BLOCK):
+        stop = start + _BLOCK
+        truth = labels[start:stop] >= 0.5
+        predicted = probs[start:stop] >= threshold
+        outcome = truth.view(np.int8) * np.int8(2) + predicted.view(np.int8)
+        # int32 keys: the key range is tiny, and int32 arithmetic is ~4x cheaper than intp.
+        cell = categories[start:stop] * np.int32(n_noun) + nouns[start:stop]
+        hist += np.bincount(cell * np.int32(4) + outcome, minlength=n_cells * 4)
+        if with_loss:
+            # float64 weights given explicitly: bincount's own float32 -> float64 conversion is a
+            # slow generic cast (~3x the whole bincount); the sums are the same either way.
+            weights = per_example_loss(truth, probs[start:stop]).astype(np.float64)
+            loss_cells += np.bincount(cell, weights=weights, minlength=n_cells)
+        block_wrong = np.flatnonzero(truth != predicted)
+        block_wrong += start
+        wrong.append(block_wrong)
+    hist = hist.reshape(n_cat, n_noun, 4)
+    loss_cells = loss_cells.reshape(n_cat, n_noun)
 
     overall = _groups(hist.sum(axis=(0, 1))[None, :], loss_cells.sum(keepdims=True).reshape(1))[0]
     by_cat_counts = hist.sum(axis=1)
@@ -162,8 +176,7 @@ def compute(
             _groups(hist[cat_idx, noun_idx], loss_cells[cat_idx, noun_idx]),
         )
     )
-    misclassified = np.flatnonzero(truth != predicted)
-    return MetricsReport(overall, by_category, by_noun_count, by_group, threshold, misclassified)
+    return MetricsReport(overall, by_category, by_noun_count, by_group, threshold, np.concatenate(wrong))
 
 
 def compute_for_split(split: Any, probs: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> MetricsReport:

@@ -39,8 +39,12 @@ def sample():
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.3])
-def test_every_breakdown_matches_the_per_example_reference(sample, threshold):
+# compute() scores in blocks: one block, uneven blocks (5000 = 4 x 1237 + 52) and one-row blocks
+# must all add up to the reference, misclassified row numbers included.
+@pytest.mark.parametrize("block", [1 << 17, 1237, 1])
+def test_every_breakdown_matches_the_per_example_reference(sample, threshold, block, monkeypatch):
     labels, probs, cats, nouns = sample
+    monkeypatch.setattr(metrics, "_BLOCK", block)
     report = metrics.compute(labels, probs, cats, nouns, CATS, threshold=threshold)
     ref = reference(labels, probs, cats, nouns, threshold)
 
