@@ -67,3 +67,25 @@ def test_max_len_too_small_is_refused():
     vocab = Vocabulary.build([ex("a b", "c?")])
     with pytest.raises(ValueError):
         encode([ex("a b", "c?")], vocab, 1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_fast_split_gives_the_regex_tokens_on_any_text(seed):
+    """_split_tokens takes a str.split path for plain text and the regex otherwise; on random text
+    mixing every kind of character (odd whitespace, apostrophes, marks, non-ASCII) both must give
+    ``_TOKEN.findall``'s tokens, and plain text must really take the fast path."""
+    from qa_core.data import tokenizer
+
+    alphabet = list("abcxyz019 .,?!;:") + ["'", "-", "\t", "\n", "\x1c", "\x0b", "\xa0", "\u2028", "\u3000", "é", "ß", "\x00", "\x01", "İ"]
+    rng = np.random.default_rng(seed)
+    for size in (0, 1, 5, 40, 400):
+        for plain in (True, False):
+            pool = alphabet[:16] if plain else alphabet
+            text = "".join(rng.choice(pool, size)).lower()
+            assert tokenizer._split_tokens(text) == tokenizer._TOKEN.findall(text), repr(text)
+            if plain:
+                assert tokenizer._UNCOMMON.search(text) is None
+    # whitespace the fast path must split on exactly as the regex does
+    odd = "a\x1cb\x1dc\x1ed\x1fe\x85f\xa0g\u2028h\u3000i.j"
+    assert tokenizer._split_tokens(odd) == tokenizer._TOKEN.findall(odd)
+    assert tokenizer._UNCOMMON.search(odd) is None
