@@ -20,7 +20,7 @@ from .common import Result, encoded, model_plugin, side_by_side
 BATCH_SIZE = 32
 
 
-def run(quick: bool) -> Result:
+def run(quick: bool, val_rows: int | None = None, repeats: int | None = None) -> Result:
     result = Result("evaluation", "3. Evaluation + metrics: qa evaluate-and-score vs plain predict loop")
     plugin = model_plugin("transformer")
     try:
@@ -33,7 +33,7 @@ def run(quick: bool) -> Result:
     from .transformer_epoch import presliced
 
     params = plugin.resolve_params({"threads": "1"})
-    val_rows = 450 if quick else 900
+    val_rows = val_rows or (450 if quick else 900)
     vocab, splits = encoded(450, val_rows, params["max_len"])
     val = splits["val"]
     spec = ModelSpec("transformer", params, len(vocab), params["max_len"], seed=0, vocab_hash=vocab.sha256)
@@ -52,7 +52,7 @@ def run(quick: bool) -> Result:
         return float(((probs >= 0.5) == (val.labels >= 0.5)).mean())
 
     assert abs(qa_side()["metrics/val/accuracy"] - raw_side()) < 1e-9
-    comparison = side_by_side({"qa": qa_side, "raw_predict": raw_side}, repeats=5 if quick else 9)
+    comparison = side_by_side({"qa": qa_side, "raw_predict": raw_side}, repeats=repeats or (5 if quick else 9))
     result.figures["evaluate_ratio_vs_raw_predict_loop"] = comparison.ratio
     result.details["evaluate"] = comparison.to_json()
     result.details["setup"] = {"val_rows": val_rows, "batch_size": BATCH_SIZE, "torch_threads": torch.get_num_threads()}

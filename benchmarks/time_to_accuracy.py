@@ -2,8 +2,12 @@
 first reaches each stated level, per model plugin, on the default generated data (4,500 / 900).
 
 Each epoch is what ``qa run`` does: shuffle with the run's seed, ``train_one_epoch``, evaluate and
-score the validation split. Checkpoints and trackers are left out (benchmark 6 prices them). Runs
-stop at the last level or at a time cap; a level not reached is reported as null.
+score the validation split. Checkpoints and trackers are left out (benchmark 6 prices them).
+Plugins run on their defaults (the transformer's ``threads=0`` = every usable core). Two kinds
+of level: overall validation accuracy (the default data mixes three categories; dense and
+superdense stories are hard, so overall accuracy tops out near 0.7 for today's models), and
+accuracy on the ``simple`` stories alone. A run stops when every level is reached, at the time
+cap or at the epoch cap; a level not reached is reported as null.
 """
 
 from __future__ import annotations
@@ -17,43 +21,62 @@ from qa_core.trainer import train_one_epoch
 
 from .common import Result, encoded, model_plugin
 
-LEVELS = (0.6, 0.7, 0.8, 0.9)
+OVERALL_LEVELS = (0.6, 0.65, 0.7)
+SIMPLE_LEVELS = (0.9,)
 BATCH_SIZE = 32
+PLUGINS = ("transformer", "lstm", "bow")
 
 
-def run(quick: bool) -> Result:
+def run(
+    quick: bool,
+    plugins: tuple[str, ...] = PLUGINS,
+    train_rows: int = 4500,
+    val_rows: int = 900,
+    cap_seconds: float | None = None,
+    max_epochs: int = 40,
+) -> Result:
     result = Result("time_to_accuracy", "7. Time to validation accuracy on the default generated data")
-    cap = 75.0 if quick else 900.0
-    result.notes.append(f"levels {LEVELS}; at most {cap:.0f} s of training per plugin; plugin defaults except threads")
-    for name in ("transformer", "lstm", "bow"):
+    cap = cap_seconds or (90.0 if quick else 600.0)
+    result.notes.append(
+        f"overall levels {OVERALL_LEVELS}, simple-story levels {SIMPLE_LEVELS}; at most {cap:.0f} s and "
+        f"{max_epochs} epochs of training per plugin; plugin defaults; {train_rows} / {val_rows} rows"
+    )
+    for name in plugins:
         plugin = model_plugin(name)
         if plugin is None:
             result.notes.append(f"{name}: not installed, skipped")
             continue
-        given = {"threads": "1"} if name == "transformer" else {}
-        params = plugin.resolve_params(given)
+        params = plugin.resolve_params({})
         max_len = int(params.get("max_len", 96))
-        vocab, splits = encoded(4500, 900, max_len)
+        vocab, splits = encoded(train_rows, val_rows, max_len)
         train, val = splits["train"], splits["val"]
         spec = ModelSpec(name, params, len(vocab), max_len, seed=0, vocab_hash=vocab.sha256)
         rng = np.random.default_rng(0)
+        start = time.perf_counter()
         model = plugin.build(spec)
-        reached: dict[str, float | None] = {f"{level:.2f}": None for level in LEVELS}
+        build_seconds = time.perf_counter() - start
+        levels = {f"{name}_seconds_to_val_acc_{level:.2f}": ("overall", level) for level in OVERALL_LEVELS}
+        levels.update({f"{name}_seconds_to_simple_val_acc_{level:.2f}": ("simple", level) for level in SIMPLE_LEVELS})
+        reached: dict[str, float | None] = dict.fromkeys(levels)
         curve = []
         elapsed, epoch = 0.0, 0
-        while elapsed < cap and reached[f"{LEVELS[-1]:.2f}"] is None:
+        while elapsed < cap and epoch < max_epochs and None in reached.values():
             epoch += 1
             start = time.perf_counter()
             train_one_epoch(plugin, model, train.take(rng.permutation(len(train))), BATCH_SIZE, epoch, epoch, False)
             probs = np.asarray(plugin.evaluate(model, val, BATCH_SIZE), dtype=np.float32)
-            accuracy = metrics.compute_for_split(val, probs).accuracy
+            report = metrics.compute_for_split(val, probs)
             elapsed += time.perf_counter() - start
-            curve.append({"epoch": epoch, "seconds": round(elapsed, 2), "val_accuracy": accuracy})
-            for level in LEVELS:
-                if accuracy >= level and reached[f"{level:.2f}"] is None:
-                    reached[f"{level:.2f}"] = round(elapsed, 2)
-        for level, seconds in reached.items():
-            result.figures[f"{name}_seconds_to_val_acc_{level}"] = seconds
-        result.figures[f"{name}_best_val_acc_within_cap"] = max(p["val_accuracy"] for p in curve)
-        result.details[name] = {"curve": curve, "params": params}
+            scores = {"overall": report.accuracy, "simple": report.by_category["simple"].accuracy if "simple" in report.by_category else 0.0}
+            curve.append({"epoch": epoch, "seconds": round(elapsed, 2), "val_accuracy": scores["overall"], "simple_val_accuracy": scores["simple"]})
+            for key, (kind, level) in levels.items():
+                if reached[key] is None and scores[kind] >= level:
+                    reached[key] = round(elapsed, 3)
+        result.figures.update(reached)
+        result.figures[f"{name}_best_val_acc"] = max(p["val_accuracy"] for p in curve)
+        result.details[name] = {"curve": curve, "params": params, "build_seconds": round(build_seconds, 2), "epochs": epoch}
+        if name == "transformer":
+            import torch
+
+            result.details[name]["torch_threads"] = torch.get_num_threads()
     return result

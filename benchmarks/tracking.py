@@ -37,7 +37,7 @@ def _audit(event: str, args: Any) -> None:
         _AUDIT["events"] += 1
 
 
-def run(quick: bool) -> Result:
+def run(quick: bool, train_rows: int | None = None, repeats: int | None = None) -> Result:
     from qa_core.plugins import load_plugins
     from qa_core.tracking.hub import TrackerHub
 
@@ -52,11 +52,11 @@ def run(quick: bool) -> Result:
         result.notes.append("the neptune plugin is not installed: local files only")
 
     params = plugin.resolve_params({"threads": "1"} if plugin.name == "transformer" else {})
-    vocab, splits = encoded(320 if quick else 1800, 90 if quick else 450, 96)
+    vocab, splits = encoded(train_rows or (320 if quick else 1800), 90 if quick else 450, 96)
     train, val = splits["train"], splits["val"]
     spec = ModelSpec(plugin.name, params, len(vocab), 96, seed=0, vocab_hash=vocab.sha256)
     model = plugin.build(spec)
-    repeats = 5 if quick else 9
+    repeats = repeats or (5 if quick else 9)
 
     workdir = Path(tempfile.mkdtemp(prefix="qa-bench-tracking-"))
     old_cwd = os.getcwd()

@@ -68,7 +68,7 @@ class RawLoop:
         return float(np.array([float(v) for v in losses]) @ np.array(sizes, dtype=np.float64) / sum(sizes))
 
 
-def run(quick: bool) -> Result:
+def run(quick: bool, train_rows: int | None = None, repeats: int | None = None) -> Result:
     result = Result("transformer_epoch", "1. Framework overhead, Transformer: qa epoch vs raw PyTorch loop")
     plugin = model_plugin("transformer")
     try:
@@ -82,8 +82,8 @@ def run(quick: bool) -> Result:
     # One intra-op thread on both sides: on a shared 2-core machine two OpenMP threads spin at
     # each barrier while the other core is busy, and steps slow down 10-30x (see README).
     params = plugin.resolve_params({"threads": "1"})
-    train_rows = 640 if quick else 4500
-    repeats = 4 if quick else 7
+    train_rows = train_rows or (640 if quick else 4500)
+    repeats = repeats or (4 if quick else 7)
     vocab, splits = encoded(train_rows, 90, params["max_len"])
     train = splits["train"]
     spec = ModelSpec("transformer", params, len(vocab), params["max_len"], seed=0, vocab_hash=vocab.sha256)

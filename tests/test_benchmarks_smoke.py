@@ -35,3 +35,58 @@ def test_pandas_baseline_computes_the_same_numbers_as_qa():
     pd = pytest.importorskip("pandas")
     data = grouped_metrics.predictions(5_000, seed=3)
     grouped_metrics.check_same(grouped_metrics.qa_scores(data), grouped_metrics.pandas_scores(pd, data))
+
+
+# The model benchmarks at a toy size: they must keep running as the plugins change (a changed
+# network signature once broke two of them unnoticed), and their parity checks must hold.
+
+
+def test_transformer_benchmark_runs_with_loss_parity_to_5_decimals():
+    pytest.importorskip("torch")
+    from benchmarks import transformer_epoch
+
+    result = transformer_epoch.run(quick=True, train_rows=96, repeats=1)
+    assert result.skipped is None, result.skipped
+    assert result.details["parity"]["equal_to_5_decimals"], result.details["parity"]
+    assert result.figures["transformer_epoch_ratio_vs_raw_loop"] > 0
+
+
+def test_evaluation_benchmark_runs():
+    pytest.importorskip("torch")
+    from benchmarks import evaluation
+
+    result = evaluation.run(quick=True, val_rows=64, repeats=1)
+    assert result.skipped is None, result.skipped
+    assert result.figures["evaluate_ratio_vs_raw_predict_loop"] > 0
+
+
+def test_lstm_benchmark_runs_with_loss_parity_against_both_baselines():
+    pytest.importorskip("tensorflow")
+    from benchmarks import lstm_epoch
+
+    result = lstm_epoch.run(quick=True, train_rows=64, repeats=1)
+    assert result.skipped is None, result.skipped
+    assert result.details["parity"]["equal_to_5_decimals"], result.details["parity"]
+    assert {"lstm_epoch_ratio_vs_raw_fit", "lstm_epoch_ratio_vs_raw_fit_same_pipeline"} <= set(result.figures)
+
+
+def test_tracking_benchmark_sees_no_per_step_io_on_the_training_thread():
+    from benchmarks import tracking
+
+    result = tracking.run(quick=True, train_rows=64, repeats=1)
+    assert result.skipped is None, result.skipped
+    assert result.figures["training_thread_io_events_per_step"] <= 0.1
+    assert not result.details["abandoned_trackers"]
+
+
+def test_time_to_accuracy_stops_at_the_epoch_cap_and_reports_unreached_levels_as_null():
+    from benchmarks import time_to_accuracy
+
+    result = time_to_accuracy.run(quick=True, plugins=("bow",), train_rows=64, val_rows=48, max_epochs=3)
+    assert result.skipped is None, result.skipped
+    curve = result.details["bow"]["curve"]
+    assert 1 <= len(curve) <= 3 and [p["epoch"] for p in curve] == list(range(1, len(curve) + 1))
+    assert result.figures["bow_best_val_acc"] == max(p["val_accuracy"] for p in curve)
+    for key in ("bow_seconds_to_val_acc_0.60", "bow_seconds_to_simple_val_acc_0.90"):
+        value = result.figures[key]
+        assert value is None or 0 <= value <= curve[-1]["seconds"] + 0.01
