@@ -67,7 +67,7 @@ def run(quick: bool, train_rows: int | None = None, repeats: int | None = None) 
 
     sides = {
         "raw_fit": lambda: raw.model.fit(state["split"].tokens, state["split"].labels, batch_size=BATCH_SIZE, epochs=1, shuffle=False, verbose=0),
-        "raw_fit_same_pipeline": lambda: same_pipeline.model.fit(batches((state["split"].tokens, state["split"].labels), BATCH_SIZE), epochs=1, verbose=0),
+        "raw_fit_same_pipeline": lambda: same_pipeline.model.fit(batches((state["split"].tokens, state["split"].labels), BATCH_SIZE), epochs=1, shuffle=False, verbose=0),
     }
     for baseline, run_baseline in sides.items():
         comparison = side_by_side({"qa": qa_epoch, baseline: run_baseline}, repeats=repeats, before=new_order)

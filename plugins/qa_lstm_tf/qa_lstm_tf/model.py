@@ -158,6 +158,7 @@ def train_epoch(handle: LSTMHandle, data: EncodedSplit, batch_size: int, epoch: 
         batches((data.tokens, data.labels), batch_size),
         initial_epoch=epoch - 1,  # Keras' epoch index then matches the core's (for schedules)
         epochs=epoch,
+        shuffle=False,  # the core shuffled this epoch's rows; True would only warn for a dataset
         verbose=0,
         callbacks=[ProgressBridge(on_batch)],
     )
