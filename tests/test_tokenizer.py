@@ -52,13 +52,17 @@ def test_truncation_keeps_the_question_and_the_end_of_the_story():
     assert words == ["went", "to", "the", "room9", ".", "<sep>", "is", "mary", "in", "the", "room9", "?"]
 
 
-def test_encoding_many_records_matches_one_at_a_time():
+@pytest.mark.parametrize("chunk", [1000, 7, 1])
+def test_encoding_many_records_matches_one_at_a_time(chunk, monkeypatch):
+    from qa_core.data import tokenizer
+
+    monkeypatch.setattr(tokenizer, "ENCODE_CHUNK", chunk)  # chunk edges must not shift any row
     rng = np.random.default_rng(0)
     words = ["Mary", "John", "kitchen", "garden", "went", "to", "the", "apple", "took"]
     records = [ex(" ".join(rng.choice(words, rng.integers(1, 30))) + ".", "Is Mary here?", id=str(i)) for i in range(200)]
     vocab = Vocabulary.build(records[:100])
     together, _ = encode(records, vocab, 16, "x", ("simple",))
-    for i in (0, 57, 199):
+    for i in (0, 6, 7, 57, 199):
         alone, _ = encode([records[i]], vocab, 16, "x", ("simple",))
         assert (alone.tokens[0] == together.tokens[i]).all() and alone.lengths[0] == together.lengths[i]
 

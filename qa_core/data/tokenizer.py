@@ -38,8 +38,10 @@ _QUESTION_MARK = "\x00"
 _RECORD_MARK = "\x01"
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 _CONTROL = re.compile(r"[\x00\x01]")
-#: Records tokenised at once by :func:`encode` (bounds its memory; the result does not depend on it).
-ENCODE_CHUNK = 20_000
+#: Records tokenised at once by :func:`encode` (bounds its memory; the result does not depend on
+#: it). Encoding 200k generated records: 20,000 -> 4.1 s and 252 MiB above the output arrays;
+#: 1,000 -> 3.1 s and 11 MiB (the chunk's text and token strings stay in the CPU cache).
+ENCODE_CHUNK = 1_000
 
 
 #: Punctuation the fast path splits off by itself; any other non-word character (an apostrophe,
@@ -154,7 +156,7 @@ def encode(
     lengths = np.zeros(n, dtype=np.int64)
     # Records are tokenised a chunk at a time: the token list holds one Python string per token
     # (~5 KiB per record), so tokenising 1M records at once needs ~5 GiB; chunks bound that to
-    # a few tens of MiB and give the same arrays.
+    # ~10 MiB and give the same arrays.
     for begin in range(0, n, ENCODE_CHUNK):
         end = min(begin + ENCODE_CHUNK, n)
         lengths[begin:end] = _encode_rows(examples[begin:end], lookup, max_len, matrix[begin:end])
