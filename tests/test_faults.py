@@ -1,12 +1,11 @@
-"""Faults injected for real: a NaN loss, a pickle-bearing checkpoint, a read-only run directory,
-and a soak of many runs in one process."""
+"""Faults injected for real: a NaN loss, a pickle-bearing checkpoint, an unwritable checkpoints folder,
+a full disk and a soak of many runs in one process."""
 
 from __future__ import annotations
 
 import gc
 import json
 import os
-import pickle
 import resource
 import threading
 from pathlib import Path
@@ -66,12 +65,11 @@ def test_a_pickle_bearing_checkpoint_is_refused_and_never_executed(qa, tiny_data
     result = qa("evaluate", str(run_dir), "--data", str(tiny_data / "test.jsonl"))
     assert result.code == 2 and "not a readable bow checkpoint" in result.err
     assert not marker.exists()
-    assert pickle  # (imported for the exploit's protocol)
 
 
-def test_a_read_only_run_directory_does_not_stop_training(qa, tiny_data, tmp_path):
-    """Checkpoint writes fail (the checkpoints folder is replaced by a file, which fails for root
-    too); training warns, falls back and finishes."""
+def test_a_full_disk_during_checkpoint_writes_does_not_stop_training(qa, tiny_data, tmp_path):
+    """Every checkpoint write in the run directory fails with ENOSPC; training warns, writes to
+    the fallback folder and finishes."""
     import subprocess
     import sys
 
@@ -94,6 +92,39 @@ main()
     assert "could not write checkpoint" in proc.stderr and "No space left on device" in proc.stderr
     assert list((tmp_path / "tmp" / "qa-fallback-checkpoints").glob("*/*.npz"))
     assert "Overall accuracy" in proc.stdout
+
+
+# Replaces the run's checkpoints folder with a file as the run starts (before any checkpoint):
+# every write there then fails, for root too, which a read-only mode would not guarantee.
+BLOCKING_TRACKER = """
+from qa_core import PluginInfo, hookimpl
+
+@hookimpl
+def qa_describe():
+    return PluginInfo(kind="tracker", description="blocks the checkpoints folder", threaded=False)
+
+@hookimpl
+def qa_log_run_start(run):
+    folder = run.run_dir / "checkpoints"
+    folder.rmdir()
+    folder.write_text("not a folder")
+"""
+
+
+def test_an_unwritable_checkpoints_folder_does_not_stop_training(qa, plugin_site, tiny_data, tmp_path):
+    plugin_site.add("qa-blocker", "0.1", "blocker", BLOCKING_TRACKER)
+    env = {**plugin_site.env, "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    result = qa("run", "--plugin", "bow", "--logger", "blocker", "--data", str(tiny_data), "--epochs", "2",
+                "--runs-dir", str(tmp_path / "runs"), "--no-progress", env=env)
+    assert result.code == 0, result.err
+    assert "could not write checkpoint" in result.err and "Traceback" not in result.err
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("_")]
+    assert (run_dir / "checkpoints").read_text() == "not a folder"
+    saved = list((tmp_path / "tmp" / "qa-fallback-checkpoints").glob("*/*.npz"))
+    assert {p.name for p in saved} >= {"best.npz", "last.npz"}, saved
+    assert "Overall accuracy" in result.out  # the test split was scored from the fallback's best
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
 
 
 def _resident_kib() -> int:

@@ -131,8 +131,9 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(qa, tiny
     assert result.code == 0, result.err
     lines = [json.loads(line) for line in (only_run(tmp_path) / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) < 30 and "early stopping" in result.out
-    accuracies = [l["metrics/val/accuracy"] for l in lines]
-    assert max(accuracies[:-1]) >= accuracies[-1]
+    # the best epoch as the checkpoint policy ranks them: accuracy, then lower loss, then earlier
+    best = min(lines, key=lambda l: (-l["metrics/val/accuracy"], l["metrics/val/loss"], l["epoch"]))["epoch"]
+    assert len(lines) == best + 1  # patience 1: exactly one epoch without improvement, then stop
 
 
 def test_bad_records_are_reported_by_file_line_and_field_before_anything_runs(qa, tiny_data, tmp_path):
@@ -179,3 +180,20 @@ def test_default_dataset_is_generated_when_no_data_is_given(qa, tmp_path):
     config = json.loads((only_run(tmp_path) / "config.json").read_text())
     assert config["data_sources"]["data_dir"] == str(data_dir)
     assert np.isclose(json.loads((only_run(tmp_path) / "summary.json").read_text())["test"]["count"], 900)
+
+
+def test_the_vocabulary_comes_from_the_training_split_only(qa, tiny_data, tmp_path):
+    """Words that appear only in val or test must not enter the vocabulary (they encode as <unk>):
+    a vocabulary built from every split would leak the evaluation data into the model's inputs."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    for split, word in (("val", "zyzzyva"), ("test", "quokka"), ("train", "wombat")):
+        lines = (data / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        record = json.loads(lines[0])
+        record["story"] += f" The {word} slept."
+        (data / f"{split}.jsonl").write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n", encoding="utf-8")
+    result = qa("run", "--plugin", "bow", "--data", str(data), "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--no-progress")
+    assert result.code == 0, result.err
+    tokens = json.loads((only_run(tmp_path / "runs") / "vocab.json").read_text())["tokens"]
+    assert "wombat" in tokens
+    assert "zyzzyva" not in tokens and "quokka" not in tokens
