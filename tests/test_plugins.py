@@ -218,3 +218,50 @@ def test_unknown_logger_is_refused_before_any_work(qa, tmp_path):
     result = qa("run", "--plugin", "bow", "--logger", "wandb", "--runs-dir", str(tmp_path))
     assert result.code == 2 and "--logger wandb: no such tracker plugin" in result.err
     assert not any(tmp_path.iterdir())
+
+
+# A third-party tracker written the short way: a session class and SessionHooks.
+SESSION_TRACKER = """
+import json, os
+from qa_core import PluginInfo, hookimpl
+from qa_core.tracking.sessions import SessionHooks
+
+class Session:
+    def __init__(self, run):
+        self.path, self.run_id = os.environ["SESSION_LOG"], run.run_id
+    def _write(self, *entry):
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(entry) + "\\n")
+    def start(self): self._write("start", self.run_id)
+    def log_params(self, params): self._write("params", sorted(params))
+    def log_metrics(self, metrics, step): self._write("metrics", step)
+    def log_summary(self, values): self._write("summary")
+    def log_artifact(self, path, name): self._write("artifact", name)
+    def end(self, status, summary): self._write("end", status)
+
+@hookimpl
+def qa_describe():
+    return PluginInfo(kind="tracker", description="session-shaped test tracker")
+
+hooks = SessionHooks("sessiontracker", Session)
+qa_log_run_start = hooks.qa_log_run_start
+qa_log_params = hooks.qa_log_params
+qa_log_metrics = hooks.qa_log_metrics
+qa_log_summary = hooks.qa_log_summary
+qa_log_artifact = hooks.qa_log_artifact
+qa_log_run_end = hooks.qa_log_run_end
+"""
+
+
+def test_a_session_tracker_gets_every_call_through_session_hooks(qa, plugin_site, tiny_data, tmp_path):
+    plugin_site.add("qa-sessiontracker", "0.1", "sessiontracker", SESSION_TRACKER)
+    log = tmp_path / "session.log"
+    result = qa(*_bow_args(tiny_data, tmp_path / "runs", "--logger", "sessiontracker"), env={**plugin_site.env, "SESSION_LOG": str(log)})
+    assert result.code == 0, result.err
+    assert "sessiontracker" in result.out and "failed" not in result.err
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    run_dir = next(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("_"))
+    assert calls[0] == ["start", run_dir.name] and calls[-1] == ["end", "finished"]
+    kinds = [c[0] for c in calls]
+    assert kinds.count("metrics") == 2 and "params" in kinds and "summary" in kinds and "artifact" in kinds
+    assert [c[1] for c in calls if c[0] == "metrics"] == [1, 2]

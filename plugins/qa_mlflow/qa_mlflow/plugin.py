@@ -13,18 +13,13 @@ into one-line reasons first, so that warning is readable.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from qa_core import PluginInfo, RunContext, hookimpl
+from qa_core.tracking.sessions import SessionHooks
 
 from . import NAME
 from .settings import PARAMS, resolve
-
-
-def _session(run: RunContext) -> Any:
-    """The run's session once its MLflow run exists, else None."""
-    session = run.stash.get(NAME)
-    return session if session is not None and session.run_id is not None else None
 
 
 @hookimpl
@@ -38,46 +33,18 @@ def qa_describe() -> PluginInfo:
     )
 
 
-@hookimpl
-def qa_log_run_start(run: RunContext) -> None:
-    from .session import MlflowSession
+def _open(run: RunContext) -> Any:
+    from .session import MlflowSession  # the client is imported only when a run starts
 
     settings = resolve(run.params_for(NAME), runs_dir=Path(run.run_dir).resolve().parent)
-    session = MlflowSession(run, settings)
-    run.stash[NAME] = session
-    session.start()
+    return MlflowSession(run, settings)
 
 
-@hookimpl
-def qa_log_params(run: RunContext, params: Mapping[str, Any]) -> None:
-    session = _session(run)
-    if session is not None:
-        session.log_params(params)
-
-
-@hookimpl
-def qa_log_metrics(run: RunContext, metrics: Mapping[str, float], step: int) -> None:
-    session = _session(run)
-    if session is not None:
-        session.log_metrics(metrics, step)
-
-
-@hookimpl
-def qa_log_summary(run: RunContext, values: Mapping[str, Any]) -> None:
-    session = _session(run)
-    if session is not None:
-        session.log_summary(values)
-
-
-@hookimpl
-def qa_log_artifact(run: RunContext, path: Path, name: str) -> None:
-    session = _session(run)
-    if session is not None:
-        session.log_artifact(path, name)
-
-
-@hookimpl
-def qa_log_run_end(run: RunContext, status: str, summary: Mapping[str, Any]) -> None:
-    session = _session(run)
-    if session is not None:
-        session.end(status, summary)
+# run start opens the session and keeps it in run.stash["mlflow"]; the other hooks hand it their call
+hooks = SessionHooks(NAME, _open)
+qa_log_run_start = hooks.qa_log_run_start
+qa_log_params = hooks.qa_log_params
+qa_log_metrics = hooks.qa_log_metrics
+qa_log_summary = hooks.qa_log_summary
+qa_log_artifact = hooks.qa_log_artifact
+qa_log_run_end = hooks.qa_log_run_end

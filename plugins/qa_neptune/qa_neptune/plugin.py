@@ -8,17 +8,13 @@ run's :class:`~qa_neptune.session.NeptuneSession`, kept in ``run.stash["neptune"
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from qa_core import PluginInfo, RunContext, hookimpl
+from qa_core.tracking.sessions import SessionHooks
 
 from . import NAME
 from .settings import PARAMS
-
-
-def _session(run: RunContext) -> Any:
-    return run.stash.get(NAME)
 
 
 @hookimpl
@@ -32,45 +28,17 @@ def qa_describe() -> PluginInfo:
     )
 
 
-@hookimpl
-def qa_log_run_start(run: RunContext) -> None:
-    from .session import NeptuneSession
+def _open(run: RunContext) -> Any:
+    from .session import NeptuneSession  # the client is imported only when a run starts
 
-    session = NeptuneSession(run)
-    run.stash[NAME] = session
-    session.start()
+    return NeptuneSession(run)
 
 
-@hookimpl
-def qa_log_params(run: RunContext, params: Mapping[str, Any]) -> None:
-    session = _session(run)
-    if session is not None:
-        session.log_params(params)
-
-
-@hookimpl
-def qa_log_metrics(run: RunContext, metrics: Mapping[str, float], step: int) -> None:
-    session = _session(run)
-    if session is not None:
-        session.log_metrics(metrics, step)
-
-
-@hookimpl
-def qa_log_summary(run: RunContext, values: Mapping[str, Any]) -> None:
-    session = _session(run)
-    if session is not None:
-        session.log_summary(values)
-
-
-@hookimpl
-def qa_log_artifact(run: RunContext, path: Path, name: str) -> None:
-    session = _session(run)
-    if session is not None:
-        session.log_artifact(path, name)
-
-
-@hookimpl
-def qa_log_run_end(run: RunContext, status: str, summary: Mapping[str, Any]) -> None:
-    session = _session(run)
-    if session is not None:
-        session.end(status, summary)
+# run start opens the session and keeps it in run.stash["neptune"]; the other hooks hand it their call
+hooks = SessionHooks(NAME, _open)
+qa_log_run_start = hooks.qa_log_run_start
+qa_log_params = hooks.qa_log_params
+qa_log_metrics = hooks.qa_log_metrics
+qa_log_summary = hooks.qa_log_summary
+qa_log_artifact = hooks.qa_log_artifact
+qa_log_run_end = hooks.qa_log_run_end
