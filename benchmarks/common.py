@@ -164,15 +164,42 @@ def encoded(train: int, val: int, max_len: int, seed: int = 0) -> tuple[Any, dic
     return vocab, {name: encode(examples, vocab, max_len, name, categories)[0] for name, examples in splits.items()}
 
 
-def model_plugin(name: str) -> Any | None:
-    """The installed model plugin ``name`` through the core's plugin manager, or None."""
+def model_plugin(name: str, needs: str | None = None) -> Any | None:
+    """The installed model plugin ``name`` through the core's plugin manager, or None (also when
+    the module ``needs``, e.g. its framework, cannot be imported)."""
+    import importlib
+
     from qa_core.errors import QAError
     from qa_core.plugins import load_plugins
 
     try:
+        if needs is not None:
+            importlib.import_module(needs)
         return load_plugins().model(name)
-    except QAError:
+    except (QAError, ImportError):
         return None
+
+
+@dataclass
+class Prepared:
+    """A model plugin's resolved params, the generated splits encoded for it and its spec."""
+
+    params: dict[str, Any]
+    vocab: Any
+    splits: dict[str, Any]
+    spec: Any
+
+
+def prepare(plugin: Any, given: Mapping[str, str], train: int, val: int, max_len: int | None = None) -> Prepared:
+    """Params from ``given``, the generated splits encoded at ``max_len`` (default: the plugin's
+    own ``max_len`` param, else 96), and a seed-0 ``ModelSpec``: the inputs ``qa run`` builds."""
+    from qa_core import ModelSpec
+
+    params = plugin.resolve_params(given)
+    max_len = max_len or int(params.get("max_len", 96))
+    vocab, splits = encoded(train, val, max_len)
+    spec = ModelSpec(plugin.name, params, len(vocab), max_len, seed=0, vocab_hash=vocab.sha256)
+    return Prepared(params, vocab, splits, spec)
 
 
 def quiet_progress() -> Any:

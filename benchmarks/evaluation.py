@@ -10,34 +10,28 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from qa_core import ModelSpec, metrics
+from qa_core import metrics
 from qa_core.trainer import check_probabilities
 
-from .common import Result, encoded, model_plugin, side_by_side
+from .common import Result, model_plugin, prepare, side_by_side
 
 BATCH_SIZE = 32
 
 
 def run(quick: bool, val_rows: int | None = None, repeats: int | None = None) -> Result:
     result = Result("evaluation", "3. Evaluation + metrics: qa evaluate-and-score vs plain predict loop")
-    plugin = model_plugin("transformer")
-    try:
-        import torch
-    except ImportError:
-        plugin = None
+    plugin = model_plugin("transformer", needs="torch")
     if plugin is None:
         result.skipped = "the transformer plugin (or torch) is not installed"
         return result
+    import torch
+
     from .transformer_epoch import presliced
 
-    params = plugin.resolve_params({"threads": "1"})
     val_rows = val_rows or (450 if quick else 900)
-    vocab, splits = encoded(450, val_rows, params["max_len"])
-    val = splits["val"]
-    spec = ModelSpec("transformer", params, len(vocab), params["max_len"], seed=0, vocab_hash=vocab.sha256)
-    model = plugin.build(spec)
+    prepared = prepare(plugin, {"threads": "1"}, 450, val_rows)
+    val = prepared.splits["val"]
+    model = plugin.build(prepared.spec)
     network = model.network
     batches = presliced(val, BATCH_SIZE, torch)
 

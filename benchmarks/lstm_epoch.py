@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from qa_core import ModelSpec
 from qa_core.trainer import train_one_epoch
 
-from .common import Result, encoded, model_plugin, side_by_side
+from .common import Result, model_plugin, prepare, side_by_side
 
 BATCH_SIZE = 32
 
@@ -35,14 +34,12 @@ def run(quick: bool, train_rows: int | None = None, repeats: int | None = None) 
         return result
     from qa_lstm_tf.model import batches, build  # the plugin's own builder and pipeline
 
-    params = plugin.resolve_params({})
     # 1,500 rows (47 steps) even when quick: on 640 rows an epoch is ~0.7 s and Keras' numpy
     # pipeline's occasional stalls (+0.6-0.8 s, see qa_lstm_tf.model.batches) swamp the ratio.
     train_rows = train_rows or (1500 if quick else 4500)
     repeats = repeats or (4 if quick else 7)
-    vocab, splits = encoded(train_rows, 90, params["max_len"])
-    train = splits["train"]
-    spec = ModelSpec("lstm", params, len(vocab), params["max_len"], seed=0, vocab_hash=vocab.sha256)
+    prepared = prepare(plugin, {}, train_rows, 90)
+    train, spec, params = prepared.splits["train"], prepared.spec, prepared.params
 
     first = train.take(np.random.default_rng(0).permutation(len(train)))
     qa_model = plugin.build(spec)

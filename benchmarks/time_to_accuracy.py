@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
-from qa_core import ModelSpec, metrics
+from qa_core import metrics
 from qa_core.trainer import train_one_epoch
 
-from .common import Result, encoded, model_plugin
+from .common import Result, model_plugin, prepare
 
 OVERALL_LEVELS = (0.6, 0.65, 0.7)
 SIMPLE_LEVELS = (0.9,)
@@ -46,14 +46,11 @@ def run(
         if plugin is None:
             result.notes.append(f"{name}: not installed, skipped")
             continue
-        params = plugin.resolve_params({})
-        max_len = int(params.get("max_len", 96))
-        vocab, splits = encoded(train_rows, val_rows, max_len)
-        train, val = splits["train"], splits["val"]
-        spec = ModelSpec(name, params, len(vocab), max_len, seed=0, vocab_hash=vocab.sha256)
+        prepared = prepare(plugin, {}, train_rows, val_rows)
+        train, val, params = prepared.splits["train"], prepared.splits["val"], prepared.params
         rng = np.random.default_rng(0)
         start = time.perf_counter()
-        model = plugin.build(spec)
+        model = plugin.build(prepared.spec)
         build_seconds = time.perf_counter() - start
         levels = {f"{name}_seconds_to_val_acc_{level:.2f}": ("overall", level) for level in OVERALL_LEVELS}
         levels.update({f"{name}_seconds_to_simple_val_acc_{level:.2f}": ("simple", level) for level in SIMPLE_LEVELS})

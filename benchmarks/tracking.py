@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from qa_core import ModelSpec, RunContext, metrics
+from qa_core import RunContext, metrics
 from qa_core.trainer import train_one_epoch
 
-from .common import Result, encoded, model_plugin, quiet_progress, side_by_side
+from .common import Result, model_plugin, prepare, quiet_progress, side_by_side
 
 BATCH_SIZE = 32
 #: What the audit hook records: the phase being audited ("train", "handoff" or None) and, per
@@ -61,11 +61,10 @@ def run(quick: bool, train_rows: int | None = None, repeats: int | None = None) 
     if "neptune" not in trackers:
         result.notes.append("the neptune plugin is not installed: local files only")
 
-    params = plugin.resolve_params({"threads": "1"} if plugin.name == "transformer" else {})
-    vocab, splits = encoded(train_rows or (320 if quick else 1800), 90 if quick else 450, 96)
-    train, val = splits["train"], splits["val"]
-    spec = ModelSpec(plugin.name, params, len(vocab), 96, seed=0, vocab_hash=vocab.sha256)
-    model = plugin.build(spec)
+    given = {"threads": "1"} if plugin.name == "transformer" else {}
+    prepared = prepare(plugin, given, train_rows or (320 if quick else 1800), 90 if quick else 450, max_len=96)
+    train, val = prepared.splits["train"], prepared.splits["val"]
+    model = plugin.build(prepared.spec)
     repeats = repeats or (5 if quick else 9)
 
     workdir = Path(tempfile.mkdtemp(prefix="qa-bench-tracking-"))

@@ -21,7 +21,7 @@ import numpy as np
 from qa_core import ModelSpec
 from qa_core.trainer import train_one_epoch
 
-from .common import Result, encoded, model_plugin, side_by_side
+from .common import Result, model_plugin, prepare, side_by_side
 
 BATCH_SIZE = 32
 
@@ -70,23 +70,18 @@ class RawLoop:
 
 def run(quick: bool, train_rows: int | None = None, repeats: int | None = None) -> Result:
     result = Result("transformer_epoch", "1. Framework overhead, Transformer: qa epoch vs raw PyTorch loop")
-    plugin = model_plugin("transformer")
-    try:
-        import torch
-    except ImportError:
-        plugin = None
+    plugin = model_plugin("transformer", needs="torch")
     if plugin is None:
         result.skipped = "the transformer plugin (or torch) is not installed"
         return result
+    import torch
 
     # One intra-op thread on both sides: on a shared 2-core machine two OpenMP threads spin at
     # each barrier while the other core is busy, and steps slow down 10-30x (see README).
-    params = plugin.resolve_params({"threads": "1"})
     train_rows = train_rows or (640 if quick else 4500)
     repeats = repeats or (4 if quick else 7)
-    vocab, splits = encoded(train_rows, 90, params["max_len"])
-    train = splits["train"]
-    spec = ModelSpec("transformer", params, len(vocab), params["max_len"], seed=0, vocab_hash=vocab.sha256)
+    prepared = prepare(plugin, {"threads": "1"}, train_rows, 90)
+    train, spec, params = prepared.splits["train"], prepared.spec, prepared.params
 
     # Parity: same seed, same data, one epoch each; the mean losses must agree to 5 decimals.
     first = train.take(np.random.default_rng(0).permutation(len(train)))

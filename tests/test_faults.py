@@ -8,10 +8,8 @@ import json
 import os
 import resource
 import threading
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 # bow, but its loss turns NaN in epoch 3.
 NAN_BOW = """
