@@ -15,12 +15,12 @@ import base64
 import binascii
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 from qa_core import Param
+from qa_core.config import looks_secret
 
 TOKEN_ENV = "NEPTUNE_API_TOKEN"
 PROJECT_ENV = "NEPTUNE_PROJECT"
@@ -64,7 +64,6 @@ PARAMS: tuple[Param, ...] = (
 )
 KNOWN = {param.name: param for param in PARAMS}
 
-_SECRET_OPTION = re.compile(r"token|secret|password|api[_-]?key|credential", re.IGNORECASE)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -142,7 +141,7 @@ def resolve(
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
     for key in options:
-        if _SECRET_OPTION.search(key):
+        if looks_secret(key):  # the core's own test for a secret-looking option name
             raise SettingsError(
                 f"--logger-param neptune.{key} is not accepted: a token on the command line ends up in "
                 f"shell history and process lists; set the environment variable {TOKEN_ENV} instead"
