@@ -131,6 +131,25 @@ def qa_train_epoch(
     """
 
 
+@hookspec(firstresult=True)
+def qa_model_metrics(model: Any) -> Mapping[str, float] | None:
+    """Report the model's own training values: learning rate, gradient norm, loss scale.
+
+    Called by the training loop at the end of every training epoch (and, with
+    ``--log-every-n-steps``, at each step-logging point). The values reach metrics.jsonl and
+    every tracker as ``metrics/train/<name>``.
+
+    Args:
+        model: the model handle.
+
+    Returns:
+        ``{name: value}`` with plain names (``"lr"``, ``"grad_norm"``) and values ``float()``
+        accepts, or None when the plugin has nothing to add (the default).
+
+    Stops at first non-None result.
+    """
+
+
 # -------------------------------------------------------------------------------------------------
 # evaluate: model plugins
 # -------------------------------------------------------------------------------------------------

@@ -34,7 +34,15 @@ ENTRY_POINT_GROUP = "qa"
 BUILTIN_PLUGINS = {"local": "qa_core.tracking.local"}
 
 HOOK_NAMES = frozenset(name for name in dir(hookspecs) if name.startswith("qa_"))
-MODEL_HOOKS = ("qa_build", "qa_train_step", "qa_train_epoch", "qa_evaluate", "qa_save_checkpoint", "qa_load_checkpoint")
+MODEL_HOOKS = (
+    "qa_build",
+    "qa_train_step",
+    "qa_train_epoch",
+    "qa_model_metrics",
+    "qa_evaluate",
+    "qa_save_checkpoint",
+    "qa_load_checkpoint",
+)
 TRACKER_HOOKS = ("qa_log_run_start", "qa_log_params", "qa_log_metrics", "qa_log_summary", "qa_log_artifact", "qa_log_run_end")
 
 
@@ -278,6 +286,13 @@ class ModelPlugin:
 
     def train_epoch(self, model: Any, data: EncodedSplit, batch_size: int, epoch: int, on_batch: Callable[[int, Any], None]) -> Any:
         return self._call("qa_train_epoch", model=model, data=data, batch_size=batch_size, epoch=epoch, on_batch=on_batch)
+
+    def model_metrics(self, model: Any) -> dict[str, float]:
+        """The plugin's own training values (``qa_model_metrics``), as floats; {} without the hook."""
+        if "qa_model_metrics" not in self.hooks:
+            return {}
+        values = self._call("qa_model_metrics", model=model) or {}
+        return {str(name): float(value) for name, value in values.items()}
 
     def evaluate(self, model: Any, data: EncodedSplit, batch_size: int) -> Any:
         return self._call("qa_evaluate", model=model, data=data, batch_size=batch_size)

@@ -385,7 +385,17 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
     )
 
     rng = seed_everything(config.seed)
-    spec = ModelSpec(model_plugin.name, params, len(vocab), max_len, config.seed, vocab_hash=vocab.sha256)
+    spec = ModelSpec(
+        model_plugin.name,
+        params,
+        len(vocab),
+        max_len,
+        config.seed,
+        vocab_hash=vocab.sha256,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        steps_per_epoch=encoded["train"].num_batches(config.batch_size),
+    )
     policy = CheckpointPolicy(run_dir / "checkpoints", data.dataset, run_id, suffix, config.top_k, config.checkpoint_every, warn=console.warn)
     base_meta = {
         "format": META_FORMAT,
@@ -461,7 +471,11 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
                 report = metrics.compute_for_split(encoded["val"], probs, config.threshold)
                 # The metrics line is written before the checkpoint: a resume trusts the newest
                 # checkpoint and drops any metrics line after it, so no epoch is missing or doubled.
-                values = {**metrics.train_metric_names(train_loss, train_acc), **metrics.metric_names(report, "val")}
+                values = {
+                    **metrics.train_metric_names(train_loss, train_acc),
+                    **{f"metrics/train/{name}": value for name, value in model_plugin.model_metrics(model).items()},
+                    **metrics.metric_names(report, "val"),
+                }
                 hub.metrics(values, step=epoch)
                 meta = {**base_meta, "epoch": epoch, "metrics": {"val_accuracy": report.accuracy, "val_loss": report.loss, "train_loss": train_loss}}
                 decision = policy.update(epoch, report.accuracy, report.loss, lambda path: model_plugin.save(model, path, spec, meta), meta)

@@ -89,6 +89,17 @@ class ModelSpec:
     pad_id: int = 0
     #: sha256 of the vocabulary; checkpoints carry it so a mismatched vocabulary is refused.
     vocab_hash: str = ""
+    #: Id of the separator between story and question, and of out-of-vocabulary words.
+    sep_id: int = 2
+    unk_id: int = 1
+    # The training plan, so a plugin can build schedules (warm-up, decay) at build time.
+    # 0 when unknown (``qa evaluate`` builds a model only to load weights into it).
+    #: Epochs the run is configured for (``--epochs``).
+    epochs: int = 0
+    #: Rows per optimisation step (``--batch-size``).
+    batch_size: int = 0
+    #: Optimisation steps (batches) per training epoch.
+    steps_per_epoch: int = 0
 
 
 @dataclass(frozen=True)
