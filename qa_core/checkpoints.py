@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import CheckpointError, PluginError
+from .fsutil import atomic_write, os_reason
 
 META_FORMAT = 1
 
@@ -47,12 +48,7 @@ def file_sha256(path: Path) -> str:
 
 
 def _write_meta(path: Path, meta: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(meta, handle, indent=2, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(meta, indent=2, default=str))
 
 
 def write_checkpoint(save: Callable[[Path], Any], path: Path, suffix: str, meta: dict[str, Any]) -> Path:
@@ -227,11 +223,11 @@ class CheckpointPolicy:
                 raise
             if self.fallback is None:
                 self.fallback = Path(tempfile.gettempdir()) / "qa-fallback-checkpoints" / self.run_id
-            self.warn(f"qa: could not write checkpoint {path} ({exc.strerror or exc}); trying {self.fallback}")
+            self.warn(f"qa: could not write checkpoint {path} ({os_reason(exc)}); trying {self.fallback}")
             try:
                 return write_checkpoint(save, self.fallback / path.name, self.suffix, meta)
             except (OSError, PluginError) as again:
-                self.warn(f"qa: fallback checkpoint write failed too ({again.strerror or again}); training goes on")
+                self.warn(f"qa: fallback checkpoint write failed too ({os_reason(again)}); training goes on")
                 return None
 
     def _link(self, source: Path, target: Path) -> None:

@@ -14,23 +14,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from .data.records import Example
+from .fsutil import atomic_write
 from .metrics import GroupMetrics, MetricsReport
 from .tracking.local import write_json
 
 EVAL_FILES = ("metrics.json", "groups.csv", "confusion_matrix.json", "misclassified.jsonl", "errors.json")
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def group_rows(report: MetricsReport) -> list[dict[str, Any]]:
@@ -84,7 +78,7 @@ def write_eval(
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _write_text(directory / "groups.csv", buffer.getvalue())
+    atomic_write(directory / "groups.csv", buffer.getvalue())
 
     overall = report.overall
     write_json(
@@ -116,7 +110,7 @@ def write_eval(
                 ensure_ascii=False,
             )
         )
-    _write_text(directory / "misclassified.jsonl", "".join(line + "\n" for line in lines))
+    atomic_write(directory / "misclassified.jsonl", "".join(line + "\n" for line in lines))
     write_json(directory / "errors.json", error_summary(report))
     written = [directory / name for name in EVAL_FILES]
     if plots:

@@ -37,6 +37,7 @@ from .data.splits import stratified_split
 from .data.tokenizer import Vocabulary, encode, sequence_lengths
 from .errors import ConfigError, QAError, RunInterrupted
 from .evaluation import write_eval
+from .fsutil import atomic_write
 from .plugins import ModelPlugin, PluginManager, load_plugins
 from .tracking.hub import TrackerHub
 from .types import EncodedSplit, ModelSpec, RunContext
@@ -307,9 +308,7 @@ def config_from_run(run_dir: Path) -> dict[str, Any]:
 
 
 def _rewrite_lines(path: Path, lines: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
 
 
 # -------------------------------------------------------------------------------------------------

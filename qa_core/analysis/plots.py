@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import io
 import math
-import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import QAError
+from ..fsutil import atomic_write
 from .runs import CellTable, EpochHistory
 
 DPI = 100
@@ -102,10 +102,7 @@ def png_bytes(figure: Any) -> bytes:
 def save_png(figure: Any, path: Path) -> Path:
     """Write the figure as PNG atomically (temporary name, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(png_bytes(figure))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, png_bytes(figure))
 
 
 # -------------------------------------------------------------------------------------------------

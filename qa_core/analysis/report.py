@@ -18,12 +18,12 @@ import base64
 import html
 import json
 import math
-import os
 import re
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from ..fsutil import atomic_write
 from .runs import CellTable, RunRecord, groups_from_values
 
 STYLE = """
@@ -236,7 +236,5 @@ def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, list[str
     text, image_ids, missing = build_report(run)
     out = out or run.path / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write(out, text)
     return out, image_ids, missing

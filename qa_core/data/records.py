@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import DataError
+from ..fsutil import atomic_write
 from .nouns import count_nouns
 
 ANSWER_WORDS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
@@ -181,8 +182,5 @@ def write_jsonl(path: str | os.PathLike[str], examples: Iterable[Example]) -> in
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(example.to_json(), ensure_ascii=False) for example in examples]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write("\n".join(lines) + ("\n" if lines else ""))
-    os.replace(tmp, path)
+    atomic_write(path, "\n".join(lines) + ("\n" if lines else ""))
     return len(lines)

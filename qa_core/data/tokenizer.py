@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
+from ..fsutil import atomic_write
 from ..types import EncodedSplit
 from .records import Example
 
@@ -109,10 +110,7 @@ class Vocabulary:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, json.dumps(self.to_json(), ensure_ascii=False))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "Vocabulary":

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..fsutil import atomic_write
 from ..hookspecs import hookimpl
 from ..types import PluginInfo, RunContext
 
@@ -25,13 +26,7 @@ NAME = "local"
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically: a temporary file in the same directory, fsynced, then renamed."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 @hookimpl
