@@ -21,8 +21,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
-import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -31,9 +31,16 @@ def temp_path(path: str | os.PathLike[str], suffix: str = "") -> Path:
     ``suffix`` is kept at the end of the name (``.npz``, ``.weights.h5``)."""
     path = Path(path)
     stem = path.name[: -len(suffix)] if suffix and path.name.endswith(suffix) else path.name
-    fd, name = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    return Path(name)
+    for _ in range(100):
+        candidate = path.with_name(f".{stem}.{secrets.token_hex(4)}.tmp{suffix}")
+        try:
+            # O_EXCL: the name is ours alone. Mode 0o666 through the umask, as open() would give
+            # (mkstemp's 0o600 would make every data file and run file private).
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
 
 
 @contextlib.contextmanager

@@ -88,3 +88,12 @@ def test_the_reason_of_an_os_error_is_found_inside_a_plugin_error():
     assert os_reason(PluginError("bow", "qa_save_checkpoint", full)) == "No space left on device"
     assert os_reason(full) == "No space left on device"
     assert os_reason(ValueError("bad")) == "bad"
+
+
+def test_written_files_get_the_usual_permissions_not_private_temp_ones(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "data.jsonl", "x\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "data.jsonl").stat().st_mode & 0o777 == 0o644
