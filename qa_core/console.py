@@ -53,11 +53,22 @@ def epoch_line(
     )
 
 
+def interval(low: float, high: float) -> str:
+    """A 95% interval as it follows a proportion: ``[0.81, 0.92]``."""
+    return f"[{low:.2f}, {high:.2f}]"
+
+
 def results_block(report: MetricsReport, title: str = "EVALUATION RESULTS BY CATEGORY") -> str:
+    """Per cell, the accuracy, its Wilson 95% interval and the sample count; then overall."""
     lines = [RULE, f"{title}:"]
     for (category, nouns), group in report.by_group.items():
-        lines.append(f"  - {category}/noun_{nouns}: Accuracy={group.accuracy:.4f} (from {group.count} samples)")
+        lines.append(
+            f"  - {category}/noun_{nouns}: Accuracy={group.accuracy:.4f} "
+            f"{interval(group.accuracy_low, group.accuracy_high)} (from {group.count} samples)"
+        )
     lines.append(RULE)
-    lines.append(f"Overall accuracy: {report.accuracy:.4f}")
+    overall = report.overall
+    lines.append(f"Overall accuracy: {overall.accuracy:.4f} {interval(overall.accuracy_low, overall.accuracy_high)}")
     lines.append(f"Loss: {report.loss:.4f}")
+    lines.append("(intervals: Wilson 95%)")
     return "\n".join(lines)

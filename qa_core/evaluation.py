@@ -5,6 +5,8 @@
     eval/confusion_matrix.json TN FP FN TP overall and per cell
     eval/misclassified.jsonl   each wrong prediction: story, question, truth, probability, cell
     eval/errors.json           the cells with the most errors, with their FP / FN split
+    eval/predictions.jsonl     every prediction: id, category, noun count, label, probability
+    eval/predictions.json      their count, threshold and the sha256 of the scored records
     eval/*.png                 with ``plots=True`` and matplotlib installed: accuracy by noun count,
                                the category x noun-count heatmap, the confusion matrix
 """
@@ -22,9 +24,10 @@ import numpy as np
 from .data.records import Example
 from .fsutil import atomic_write
 from .metrics import GroupMetrics, MetricsReport
+from .predictions import write_predictions
 from .tracking.local import write_json
 
-EVAL_FILES = ("metrics.json", "groups.csv", "confusion_matrix.json", "misclassified.jsonl", "errors.json")
+EVAL_FILES = ("metrics.json", "groups.csv", "confusion_matrix.json", "misclassified.jsonl", "errors.json", "predictions.jsonl", "predictions.json")
 
 
 def group_rows(report: MetricsReport) -> list[dict[str, Any]]:
@@ -112,6 +115,7 @@ def write_eval(
         )
     atomic_write(directory / "misclassified.jsonl", "".join(line + "\n" for line in lines))
     write_json(directory / "errors.json", error_summary(report))
+    write_predictions(directory, examples, probs, report.threshold)
     written = [directory / name for name in EVAL_FILES]
     if plots:
         written += write_eval_plots(directory, report)

@@ -1,18 +1,22 @@
 """Framework-agnostic metrics: numpy only, vectorised, one joint histogram for every breakdown.
 
-Every prediction gets one integer key, ``((category * N + noun_count) * 4 + outcome)`` where
-outcome is 0 TN, 1 FP, 2 FN, 3 TP. A single ``np.bincount`` over those keys is the confusion matrix
-of every category x noun-count cell at once; summing its axes gives the per-category, per-noun-count
-and overall matrices. Accuracy, precision, recall and F1 follow from the four counts of each group,
-computed for all groups in one vector operation. The loss is binary cross-entropy from the
-probabilities, so every framework is scored by the same formula.
+A report is broken down by *record axes*: integer codes per prediction (the category code, the
+noun count, and whatever else records carry: a length bucket, an "answerable" flag). Every
+prediction gets one integer key, the row-major index of its codes over all axes, times 4, plus its
+outcome (0 TN, 1 FP, 2 FN, 3 TP). A single ``np.bincount`` over those keys is the confusion matrix
+of every joint cell at once; summing the joint histogram over the other axes gives the breakdown
+by any set of axes (:meth:`MetricsReport.breakdown`). Adding an axis is data (one more entry in
+``axes``), not code. Accuracy, precision, recall and F1 follow from the four counts of each group,
+computed for all groups in one vector operation, and so do their Wilson 95% intervals
+(:func:`wilson`). The loss is binary cross-entropy from the probabilities, so every framework is
+scored by the same formula.
 
 Metric *names* are built here too, by :func:`metric_names` and friends, and every tracker uses them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -22,6 +26,37 @@ EPS = 1e-7
 DEFAULT_THRESHOLD = 0.5
 #: Rows scored per block by :func:`compute` (fastest of 16k-256k, measured on 1M and 10M rows).
 _BLOCK = 1 << 17
+#: The two-sided 95% normal quantile, scipy.stats.norm.ppf(0.975).
+Z95 = 1.959963984540054
+#: The breakdown every report names per cell (``by_group``): category x noun count.
+CELL_AXES = ("category", "noun_count")
+#: Keys are int32 (4x cheaper than intp); the joint histogram must fit.
+_MAX_KEYS = 1 << 30
+
+
+def wilson(successes: Any, totals: Any, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval (95% by default) of ``successes / totals``, elementwise.
+
+    Chosen over the normal ("Wald") interval, which collapses to zero width at 0 of n and n of n
+    and undercovers for small n, and over Clopper-Pearson, which is conservative (wider than 95%)
+    and needs the beta quantile (scipy). The same as ``statsmodels.stats.proportion.
+    proportion_confint(method="wilson")`` and ``scipy.stats.binomtest(k, n).proportion_ci(
+    method="wilson")``. A total of 0 gives (0, 1): nothing is known."""
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(totals, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        z2_n = z * z / n
+        denominator = 1.0 + z2_n
+        centre = (p + z2_n / 2) / denominator
+        half = z * np.sqrt(p * (1 - p) / n + z2_n / (4 * n)) / denominator
+        low = np.clip(centre - half, 0.0, 1.0)
+        high = np.clip(centre + half, 0.0, 1.0)
+    empty = ~(n > 0)
+    # The ends are exact: 0 of n has its lower bound at 0, n of n its upper at 1 (no rounding crumb).
+    low = np.where(empty | (k <= 0), 0.0, low)
+    high = np.where(empty | (k >= n), 1.0, high)
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -36,13 +71,111 @@ class GroupMetrics:
     fp: int
     fn: int
     tp: int
+    # Wilson 95% intervals; a proportion with no denominator (precision with no "yes" said) has
+    # value 0 and interval [0, 1].
+    accuracy_low: float = 0.0
+    accuracy_high: float = 1.0
+    precision_low: float = 0.0
+    precision_high: float = 1.0
+    recall_low: float = 0.0
+    recall_high: float = 1.0
 
     @property
     def errors(self) -> int:
         return self.fp + self.fn
 
+    @property
+    def correct(self) -> int:
+        return self.tp + self.tn
+
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+#: The vector fields of :func:`group_arrays`, in GroupMetrics order.
+_FIELDS = tuple(GroupMetrics.__dataclass_fields__)
+
+
+def group_arrays(counts: np.ndarray, loss_sums: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every GroupMetrics field as a vector, one entry per row of ``counts`` ([g, 4]: TN FP FN TP):
+    the whole breakdown in a handful of vector operations, intervals included."""
+    counts = np.asarray(counts, dtype=np.int64).reshape(-1, 4)
+    tn, fp, fn, tp = counts.T
+    total = counts.sum(axis=1)
+    said_yes, is_yes = tp + fp, tp + fn
+    with np.errstate(divide="ignore", invalid="ignore"):
+        accuracy = np.where(total > 0, (tp + tn) / total, 0.0)
+        precision = np.where(said_yes > 0, tp / said_yes, 0.0)
+        recall = np.where(is_yes > 0, tp / is_yes, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+        loss = np.where(total > 0, loss_sums / total, 0.0) if loss_sums is not None else np.zeros(len(total))
+    # One interval call for the three proportions of every group.
+    low, high = wilson(np.stack([tp + tn, tp, tp]), np.stack([total, said_yes, is_yes]))
+    return {
+        "count": total, "accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1, "loss": loss,
+        "tn": tn, "fp": fp, "fn": fn, "tp": tp,
+        "accuracy_low": low[0], "accuracy_high": high[0], "precision_low": low[1], "precision_high": high[1],
+        "recall_low": low[2], "recall_high": high[2],
+    }
+
+
+def _groups(counts: np.ndarray, loss_sums: np.ndarray) -> list[GroupMetrics]:
+    """GroupMetrics for each row of ``counts`` ([g, 4]: TN FP FN TP), computed as vectors."""
+    arrays = group_arrays(counts, loss_sums)
+    columns = [arrays[name].tolist() for name in _FIELDS]
+    return [GroupMetrics(*row) for row in zip(*columns)]
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One record axis: a non-negative integer code per prediction, and the label of each code.
+
+    ``labels=None`` means the code *is* the value (a noun count, a length bucket's lower bound):
+    groups are keyed by the integer itself."""
+
+    codes: np.ndarray
+    labels: tuple[Any, ...] | None = None
+
+    def size(self) -> int:
+        if self.labels is not None:
+            return len(self.labels)
+        return int(self.codes.max()) + 1 if self.codes.size else 1
+
+    def label(self, code: int) -> Any:
+        return self.labels[code] if self.labels is not None else int(code)
+
+
+def as_axis(value: Any) -> Axis:
+    """An :class:`Axis` from an Axis, a ``(codes, labels)`` pair or a bare array of values."""
+    if isinstance(value, Axis):
+        axis = value
+    elif isinstance(value, tuple) and len(value) == 2:
+        axis = Axis(np.asarray(value[0]), None if value[1] is None else tuple(value[1]))
+    else:
+        axis = Axis(np.asarray(value))
+    codes = axis.codes
+    if codes.dtype == bool:
+        codes = codes.view(np.int8)
+    return Axis(np.asarray(codes, dtype=np.int32), axis.labels)
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Every non-empty group of a set of axes, as vectors: row ``i`` is group ``keys[i]``."""
+
+    axes: tuple[str, ...]
+    keys: list[tuple[Any, ...]]
+    counts: np.ndarray  # int64 [g, 4]: TN FP FN TP
+    loss_sums: np.ndarray  # float64 [g]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every metric and interval as a vector over the groups (:func:`group_arrays`)."""
+        return group_arrays(self.counts, self.loss_sums)
+
+    def groups(self) -> dict[Any, GroupMetrics]:
+        """``{key: GroupMetrics}``; a one-axis breakdown is keyed by the bare label."""
+        keys = [key[0] for key in self.keys] if len(self.axes) == 1 else self.keys
+        return dict(zip(keys, _groups(self.counts, self.loss_sums)))
 
 
 @dataclass(frozen=True)
@@ -54,6 +187,14 @@ class MetricsReport:
     threshold: float
     #: Row indices (into the scored split) whose prediction is wrong, in stored order.
     misclassified: np.ndarray
+    #: The joint histogram: int64 [*axis sizes, 4], and the loss summed per joint cell.
+    hist: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64), repr=False)
+    loss_sums: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    #: Axis names in histogram order, and each axis's code labels (None: the code is the value).
+    axes: tuple[str, ...] = ()
+    labels: tuple[tuple[Any, ...] | None, ...] = ()
+    #: Every axis's own breakdown: ``{"category": {...}, "noun_count": {...}, "length": {...}}``.
+    by_axis: dict[str, dict[Any, GroupMetrics]] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float:
@@ -63,34 +204,48 @@ class MetricsReport:
     def loss(self) -> float:
         return self.overall.loss
 
+    def breakdown(self, *names: str) -> Breakdown:
+        """The groups of any set of axes (in the given order), summed from the joint histogram;
+        a group no prediction fell into has no row."""
+        return breakdown(self.hist, self.loss_sums, self.axes, self.labels, names)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "threshold": self.threshold,
+            "interval": "wilson 95%",
             "overall": self.overall.to_json(),
             "by_category": {cat: m.to_json() for cat, m in self.by_category.items()},
             "by_noun_count": {str(n): m.to_json() for n, m in self.by_noun_count.items()},
             "by_group": {f"{cat}/noun_{n}": m.to_json() for (cat, n), m in self.by_group.items()},
         }
+        for axis, groups in self.by_axis.items():
+            if axis not in CELL_AXES:
+                out[f"by_{axis}"] = {str(key): m.to_json() for key, m in groups.items()}
+        return out
 
 
-def _groups(counts: np.ndarray, loss_sums: np.ndarray) -> list[GroupMetrics]:
-    """GroupMetrics for each row of ``counts`` ([g, 4]: TN FP FN TP), computed as vectors."""
-    counts = counts.astype(np.int64)
-    tn, fp, fn, tp = counts.T
-    total = counts.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        accuracy = np.where(total > 0, (tp + tn) / total, 0.0)
-        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-        loss = np.where(total > 0, loss_sums / total, 0.0)
-    return [
-        GroupMetrics(int(n), float(a), float(p), float(r), float(f), float(l), int(a0), int(a1), int(a2), int(a3))
-        for n, a, p, r, f, l, a0, a1, a2, a3 in zip(
-            total.tolist(), accuracy.tolist(), precision.tolist(), recall.tolist(), f1.tolist(),
-            loss.tolist(), tn.tolist(), fp.tolist(), fn.tolist(), tp.tolist(),
-        )
+def breakdown(
+    hist: np.ndarray, loss_sums: np.ndarray, axes: Sequence[str], labels: Sequence[tuple[Any, ...] | None], names: Sequence[str]
+) -> Breakdown:
+    """The groups of the axes ``names`` (in that order) from a joint histogram over ``axes``."""
+    unknown = [name for name in names if name not in axes]
+    if unknown:
+        raise KeyError(f"no axis {unknown[0]!r} in this report (axes: {', '.join(axes)})")
+    order = [list(axes).index(name) for name in names]
+    others = tuple(i for i in range(len(axes)) if i not in order)
+    hist, loss = hist.sum(axis=others), loss_sums.sum(axis=others)
+    if not order:
+        return Breakdown((), [()], hist.reshape(1, 4), np.asarray(loss, dtype=np.float64).reshape(1))
+    kept = sorted(order)
+    perm = [kept.index(a) for a in order]  # the summed histogram's axes into the asked order
+    hist, loss = hist.transpose(*perm, len(order)), loss.transpose(*perm)
+    present = np.nonzero(hist.sum(axis=-1))
+    columns = [
+        idx.tolist() if labels[a] is None else [labels[a][c] for c in idx.tolist()]
+        for a, idx in zip(order, present)
     ]
+    return Breakdown(tuple(names), list(zip(*columns)), hist[present], loss[present])
+
 
 
 def per_example_loss(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -111,25 +266,37 @@ def per_example_loss(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return likelihood
 
 
-def compute(
-    labels: np.ndarray,
-    probs: np.ndarray,
-    categories: np.ndarray,
-    noun_counts: np.ndarray,
+def record_axes(
+    categories: np.ndarray | None,
+    noun_counts: np.ndarray | None,
     category_names: Sequence[str],
-    threshold: float = DEFAULT_THRESHOLD,
-    with_loss: bool = True,
-) -> MetricsReport:
-    """Every metric, overall and per category / noun count / cell, from one histogram."""
-    labels = np.asarray(labels)
-    probs = np.asarray(probs)
-    if probs.shape != labels.shape:
-        raise ValueError(f"{probs.shape[0] if probs.ndim else 0} probabilities for {labels.shape[0]} labels")
-    categories = np.asarray(categories, dtype=np.int32)
-    nouns = np.asarray(noun_counts, dtype=np.int32)
-    n_cat = len(category_names)
-    n_noun = int(nouns.max()) + 1 if nouns.size else 1
-    n_cells = n_cat * n_noun
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Axis]:
+    """The axes of a scoring: category (coded into ``category_names``) and noun count when given,
+    then every ``extra`` axis (an :class:`Axis`, ``(codes, labels)`` or an array of values)."""
+    axes: dict[str, Axis] = {}
+    if categories is not None:
+        axes["category"] = Axis(np.asarray(categories, dtype=np.int32), tuple(category_names))
+    if noun_counts is not None:
+        axes["noun_count"] = Axis(np.asarray(noun_counts, dtype=np.int32))
+    for name, value in (extra or {}).items():
+        if name in axes:
+            raise ValueError(f"axis {name!r} given twice")
+        axis = as_axis(value)
+        if axis.codes.size and int(axis.codes.min()) < 0:
+            raise ValueError(f"axis {name!r}: codes must be non-negative integers")
+        if axis.labels is not None and axis.codes.size and int(axis.codes.max()) >= len(axis.labels):
+            raise ValueError(f"axis {name!r}: code {int(axis.codes.max())} has no label ({len(axis.labels)} labels)")
+        axes[name] = axis
+    return axes
+
+
+def _joint_histogram(
+    labels: np.ndarray, probs: np.ndarray, axes: Sequence[Axis], sizes: Sequence[int], threshold: float, with_loss: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(outcome counts [cells * 4], loss sums [cells], wrong row indices) over the joint cells."""
+    n_cells = int(np.prod(sizes, dtype=np.int64))
+    strides = [int(np.prod(sizes[i + 1:], dtype=np.int64)) for i in range(len(sizes))]
     hist = np.zeros(n_cells * 4, dtype=np.int64)
     loss_cells = np.zeros(n_cells)
     wrong = [np.zeros(0, dtype=np.intp)]
@@ -141,8 +308,16 @@ def compute(
         truth = labels[start:stop] >= 0.5
         predicted = probs[start:stop] >= threshold
         outcome = truth.view(np.int8) * np.int8(2) + predicted.view(np.int8)
-        # int32 keys: the key range is tiny, and int32 arithmetic is ~4x cheaper than intp.
-        cell = categories[start:stop] * np.int32(n_noun) + nouns[start:stop]
+        # int32 keys: the key range is small, and int32 arithmetic is ~4x cheaper than intp.
+        if not axes:
+            cell = np.zeros(truth.shape[0], dtype=np.int32)
+        elif len(axes) == 1:
+            cell = axes[0].codes[start:stop]  # a view: nothing below writes into it
+        else:
+            cell = axes[0].codes[start:stop] * np.int32(strides[0])  # a fresh array, added into
+            for axis, stride in zip(axes[1:], strides[1:]):
+                codes = axis.codes[start:stop]
+                cell += codes * np.int32(stride) if stride != 1 else codes
         hist += np.bincount(cell * np.int32(4) + outcome, minlength=n_cells * 4)
         if with_loss:
             # float64 weights given explicitly: bincount's own float32 -> float64 conversion is a
@@ -152,57 +327,90 @@ def compute(
         block_wrong = np.flatnonzero(truth != predicted)
         block_wrong += start
         wrong.append(block_wrong)
-    hist = hist.reshape(n_cat, n_noun, 4)
-    loss_cells = loss_cells.reshape(n_cat, n_noun)
+    return hist, loss_cells, np.concatenate(wrong)
 
-    overall = _groups(hist.sum(axis=(0, 1))[None, :], loss_cells.sum(keepdims=True).reshape(1))[0]
-    by_cat_counts = hist.sum(axis=1)
-    present_cats = np.flatnonzero(by_cat_counts.sum(axis=1))
-    by_category = dict(
-        zip(
-            (category_names[i] for i in present_cats),
-            _groups(by_cat_counts[present_cats], loss_cells.sum(axis=1)[present_cats]),
-        )
+
+def compute(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    categories: np.ndarray | None = None,
+    noun_counts: np.ndarray | None = None,
+    category_names: Sequence[str] = (),
+    threshold: float = DEFAULT_THRESHOLD,
+    with_loss: bool = True,
+    *,
+    axes: Mapping[str, Any] | None = None,
+) -> MetricsReport:
+    """Every metric with its interval, overall and per group of every axis and per cell, from one
+    joint histogram. ``axes`` adds record axes beside category and noun count, e.g.
+    ``axes={"length": Axis(buckets, ("short", "long")), "answerable": flags}``."""
+    labels = np.asarray(labels)
+    probs = np.asarray(probs)
+    if probs.shape != labels.shape:
+        raise ValueError(f"{probs.shape[0] if probs.ndim else 0} probabilities for {labels.shape[0]} labels")
+    all_axes = record_axes(categories, noun_counts, category_names, axes)
+    for name, axis in all_axes.items():
+        if axis.codes.shape != labels.shape:
+            raise ValueError(f"axis {name!r}: {axis.codes.shape[0] if axis.codes.ndim else 0} codes for {labels.shape[0]} labels")
+    sizes = [axis.size() for axis in all_axes.values()]
+    if int(np.prod(sizes, dtype=np.int64)) * 4 > _MAX_KEYS:
+        raise ValueError(f"the joint histogram of axes {dict(zip(all_axes, sizes))} is too large; bucket an axis")
+    hist, loss_cells, wrong = _joint_histogram(labels, probs, list(all_axes.values()), sizes, threshold, with_loss)
+    names = tuple(all_axes)
+    code_labels = tuple(axis.labels for axis in all_axes.values())
+    hist, loss_cells = hist.reshape(*sizes, 4), loss_cells.reshape(sizes)
+
+    wanted = [(), *((name,) for name in names)] + ([CELL_AXES] if all(a in names for a in CELL_AXES) else [])
+    parts = [breakdown(hist, loss_cells, names, code_labels, axis_names) for axis_names in wanted]
+    # One vector pass over the groups of every breakdown at once: a few dozen numpy calls in all,
+    # not per breakdown (on small splits, scored every epoch, that constant is the whole cost).
+    metrics = _groups(np.concatenate([p.counts for p in parts]), np.concatenate([p.loss_sums for p in parts]))
+    ends = np.cumsum([len(p.keys) for p in parts]).tolist()
+    grouped = [
+        dict(zip([k[0] for k in p.keys] if len(p.axes) == 1 else p.keys, metrics[start:end]))
+        for p, start, end in zip(parts, [0, *ends], ends)
+    ]
+    overall = grouped[0][()]
+    by_axis = dict(zip(names, grouped[1 : len(names) + 1]))
+    by_group = grouped[len(names) + 1] if len(grouped) > len(names) + 1 else {}
+    return MetricsReport(
+        overall, by_axis.get("category", {}), by_axis.get("noun_count", {}), by_group, threshold, wrong,
+        hist, loss_cells, names, code_labels, by_axis,
     )
-    by_noun_counts = hist.sum(axis=0)
-    present_nouns = np.flatnonzero(by_noun_counts.sum(axis=1))
-    by_noun_count = dict(
-        zip(present_nouns.tolist(), _groups(by_noun_counts[present_nouns], loss_cells.sum(axis=0)[present_nouns]))
-    )
-    cat_idx, noun_idx = np.nonzero(hist.sum(axis=2))
-    by_group = dict(
-        zip(
-            ((category_names[c], int(n)) for c, n in zip(cat_idx.tolist(), noun_idx.tolist())),
-            _groups(hist[cat_idx, noun_idx], loss_cells[cat_idx, noun_idx]),
-        )
-    )
-    return MetricsReport(overall, by_category, by_noun_count, by_group, threshold, np.concatenate(wrong))
+
+
+def split_axes(split: Any) -> dict[str, Any]:
+    """The record axes an encoded split carries beyond category and noun count: its ``axes``
+    mapping (name -> :class:`Axis` or codes), when it has one."""
+    return dict(getattr(split, "axes", None) or {})
 
 
 def compute_for_split(split: Any, probs: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> MetricsReport:
-    """:func:`compute` over an :class:`~qa_core.types.EncodedSplit`."""
-    return compute(split.labels, probs, split.categories, split.noun_counts, split.category_names, threshold)
+    """:func:`compute` over an :class:`~qa_core.types.EncodedSplit`, with every axis it carries."""
+    return compute(split.labels, probs, split.categories, split.noun_counts, split.category_names, threshold, axes=split_axes(split))
 
 
 # -------------------------------------------------------------------------------------------------
 # Names: one place builds every metric name; every tracker (local files, Neptune, ...) uses them.
 # -------------------------------------------------------------------------------------------------
 
-OVERALL_FIELDS = ("loss", "accuracy", "precision", "recall", "f1", "count")
-GROUP_FIELDS = ("accuracy", "count", "loss")
+#: Interval bounds are named ``<metric>_low`` / ``<metric>_high`` beside the metric.
+INTERVAL_FIELDS = ("accuracy_low", "accuracy_high", "precision_low", "precision_high", "recall_low", "recall_high")
+OVERALL_FIELDS = ("loss", "accuracy", "precision", "recall", "f1", "count", *INTERVAL_FIELDS)
+GROUP_FIELDS = ("accuracy", "count", "loss", "accuracy_low", "accuracy_high")
 
 
 def metric_names(report: MetricsReport, split: str) -> dict[str, float]:
-    """Flatten a report into ``{name: value}`` under the shared namespaces."""
+    """Flatten a report into ``{name: value}`` under the shared namespaces: overall, per category,
+    per noun count, per cell (``by_group``) and per group of every other axis (``by_<axis>``)."""
     out: dict[str, float] = {f"metrics/{split}/{field}": getattr(report.overall, field) for field in OVERALL_FIELDS}
     for field in ("tn", "fp", "fn", "tp"):
         out[f"{split}/confusion/{field}"] = getattr(report.overall, field)
-    for cat, group in report.by_category.items():
-        for field in GROUP_FIELDS:
-            out[f"{split}/by_category/{cat}/{field}"] = getattr(group, field)
-    for noun, group in report.by_noun_count.items():
-        for field in GROUP_FIELDS:
-            out[f"{split}/by_noun_count/{noun}/{field}"] = getattr(group, field)
+    by_axis = report.by_axis or {"category": report.by_category, "noun_count": report.by_noun_count}
+    for axis, groups in by_axis.items():
+        for key, group in groups.items():
+            for field in GROUP_FIELDS:
+                out[f"{split}/by_{axis}/{key}/{field}"] = getattr(group, field)
     for (cat, noun), group in report.by_group.items():
         for field in GROUP_FIELDS:
             out[f"{split}/by_group/{cat}/noun_{noun}/{field}"] = getattr(group, field)

@@ -488,7 +488,7 @@ def test_without_matplotlib_commands_say_how_to_install_it_and_write_the_numbers
     result = qa("evaluate", str(bow_run), "--data", str(tiny_data / "test.jsonl"), "--out", str(tmp_path / "eval"), env=env)
     assert result.code == 0, result.err
     assert hint in result.err
-    assert {p.name for p in (tmp_path / "eval").iterdir()} == {"metrics.json", "groups.csv", "confusion_matrix.json", "misclassified.jsonl", "errors.json"}
+    assert {p.name for p in (tmp_path / "eval").iterdir()} == {"metrics.json", "groups.csv", "confusion_matrix.json", "misclassified.jsonl", "errors.json", "predictions.jsonl", "predictions.json"}
 
     result = qa("report", str(bow_run), "--out", str(tmp_path / "report.html"), env=env)
     assert result.code == 0 and hint in result.out and "0 plots embedded" in result.out

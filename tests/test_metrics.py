@@ -99,3 +99,87 @@ def test_metric_names_use_the_shared_namespaces(sample):
 def test_mismatched_lengths_are_an_error():
     with pytest.raises(ValueError):
         metrics.compute(np.zeros(3), np.zeros(2), np.zeros(3, int), np.zeros(3, int), CATS)
+
+
+# -------------------------------------------------------------------------------------------------
+# intervals and axes
+# -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "k, n",
+    [(0, 1), (1, 1), (0, 10), (10, 10), (1, 10), (5, 10), (9, 10), (0, 142), (124, 142), (142, 142), (37, 1000), (3, 7)],
+)
+def test_wilson_matches_scipy_including_the_ends(k, n):
+    stats = pytest.importorskip("scipy.stats")
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    low, high = metrics.wilson(k, n)
+    assert float(low) == pytest.approx(ci.low, abs=1e-12)
+    assert float(high) == pytest.approx(ci.high, abs=1e-12)
+    if k == 0:
+        assert float(low) == 0.0
+    if k == n:
+        assert float(high) == 1.0
+
+
+def test_wilson_hand_checked_values_and_no_denominator():
+    # Hand-checked (Newcombe 1998, table I: 81/263 -> 0.2553-0.3662; 15/148 -> 0.0624-0.1605)
+    low, high = metrics.wilson(np.array([81, 15, 0]), np.array([263, 148, 0]))
+    assert low[:2] == pytest.approx([0.2553, 0.0624], abs=5e-5)
+    assert high[:2] == pytest.approx([0.3662, 0.1605], abs=5e-5)
+    assert (low[2], high[2]) == (0.0, 1.0)  # n = 0: nothing known, and no NaN in a JSON file
+
+
+def test_every_group_carries_intervals_of_accuracy_precision_and_recall(sample):
+    labels, probs, cats, nouns = sample
+    report = metrics.compute(labels, probs, cats, nouns, CATS)
+    for group in [report.overall, *report.by_category.values(), *report.by_noun_count.values(), *report.by_group.values()]:
+        for name, k, n in (("accuracy", group.correct, group.count), ("precision", group.tp, group.tp + group.fp), ("recall", group.tp, group.tp + group.fn)):
+            low, high = metrics.wilson(k, n)
+            assert (getattr(group, f"{name}_low"), getattr(group, f"{name}_high")) == (float(low), float(high))
+            assert getattr(group, f"{name}_low") <= getattr(group, name) <= getattr(group, f"{name}_high")
+    names = metrics.metric_names(report, "test")
+    assert names["test/by_group/dense/noun_15/accuracy_low"] == report.by_group[("dense", 15)].accuracy_low
+    assert names["metrics/test/recall_high"] == report.overall.recall_high
+
+
+def test_a_group_of_one_and_an_empty_split():
+    one = metrics.compute(np.array([1.0], np.float32), np.array([0.9], np.float32), np.array([1]), np.array([8]), CATS)
+    assert one.by_group[("dense", 8)].accuracy_low == pytest.approx(0.2065, abs=1e-4)  # 1 of 1
+    assert one.by_group[("dense", 8)].accuracy_high == 1.0
+    empty = metrics.compute(np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, int), np.zeros(0, int), CATS)
+    assert empty.overall.count == 0 and (empty.overall.accuracy_low, empty.overall.accuracy_high) == (0.0, 1.0)
+    assert empty.by_group == {} and empty.by_category == {}
+
+
+def test_any_set_of_axes_breaks_down_from_the_one_joint_histogram(sample):
+    labels, probs, cats, nouns = sample
+    rng = np.random.default_rng(3)
+    length = rng.integers(0, 4, len(labels))
+    answerable = rng.random(len(labels)) < 0.8
+    report = metrics.compute(
+        labels, probs, cats, nouns, CATS,
+        axes={"length": metrics.Axis(length, ("xs", "s", "m", "l")), "answerable": answerable},
+    )
+    assert report.axes == ("category", "noun_count", "length", "answerable")
+    assert set(report.by_axis["length"]) == {"xs", "s", "m", "l"}
+    correct = (probs >= 0.5) == (labels >= 0.5)
+    for (cat, size, flag), group in report.breakdown("category", "length", "answerable").groups().items():
+        rows = (cats == CATS.index(cat)) & (length == ("xs", "s", "m", "l").index(size)) & (answerable == bool(flag))
+        assert group.count == rows.sum() and group.correct == correct[rows].sum()
+    # asked in another order: the same groups, keyed in that order
+    swapped = report.breakdown("answerable", "category").groups()
+    assert swapped[(1, "dense")].count == ((answerable) & (cats == 1)).sum()
+    names = metrics.metric_names(report, "test")
+    assert names["test/by_length/m/count"] == (length == 2).sum()
+    assert names["test/by_answerable/0/count"] == (~answerable).sum()
+    assert report.by_group == metrics.compute(labels, probs, cats, nouns, CATS).by_group  # extra axes leave cells alone
+    with pytest.raises(KeyError):
+        report.breakdown("colour")
+
+
+def test_a_bad_axis_is_refused_with_its_name():
+    with pytest.raises(ValueError, match="'length'.*no label"):
+        metrics.compute(np.zeros(2), np.zeros(2), np.zeros(2, int), np.zeros(2, int), CATS, axes={"length": (np.array([0, 2]), ("a", "b"))})
+    with pytest.raises(ValueError, match="'length'.*codes for"):
+        metrics.compute(np.zeros(2), np.zeros(2), np.zeros(2, int), np.zeros(2, int), CATS, axes={"length": np.array([0])})

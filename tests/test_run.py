@@ -58,7 +58,7 @@ def test_run_writes_a_complete_run_directory(bow_run, tiny_data):
     assert json.loads((checkpoints / "best.meta.json").read_text())["epoch"] == best["epoch"]
 
     eval_dir = run_dir / "eval"
-    numbers = {"metrics.json", "groups.csv", "confusion_matrix.json", "misclassified.jsonl", "errors.json"}
+    numbers = {"metrics.json", "groups.csv", "confusion_matrix.json", "misclassified.jsonl", "errors.json", "predictions.jsonl", "predictions.json"}
     plots = {p.name for p in eval_dir.glob("*.png")}
     assert {p.name for p in eval_dir.iterdir()} == numbers | plots
     assert len(plots) == 3  # matplotlib is installed with the [plots] extra in the test set-up
@@ -71,6 +71,16 @@ def test_run_writes_a_complete_run_directory(bow_run, tiny_data):
     for row in wrong:
         truth = by_id[row["id"]].answer
         assert (row["probability"] >= 0.5) != truth and row["story"] == by_id[row["id"]].story
+    # every prediction kept, in the test file's order, with the hash of exactly those records
+    kept = [json.loads(line) for line in (eval_dir / "predictions.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in kept] == [e.id for e in test]
+    assert all(row["label"] == int(by_id[row["id"]].answer) and row["noun_count"] == by_id[row["id"]].noun_count for row in kept)
+    assert sum((row["probability"] >= 0.5) != row["label"] for row in kept) == len(wrong)
+    from qa_core.predictions import records_sha256
+
+    meta = json.loads((eval_dir / "predictions.json").read_text())
+    assert meta["records_sha256"] == records_sha256(test) != records_sha256(test[1:])
+    assert meta["records_sha256"] == records_sha256(test[::-1])  # the records, not their order
 
 
 def test_run_prints_plugins_epochs_and_the_results_block(bow_run):
@@ -80,12 +90,14 @@ def test_run_prints_plugins_epochs_and_the_results_block(bow_run):
     assert len(re.findall(r"^epoch [123]/3 ", out, re.M)) == 3
     assert "* new best" in out.splitlines()[2]  # the first epoch is always a new best
     block = out[out.index("EVALUATION RESULTS BY CATEGORY:"):]
-    cells = re.findall(r"  - (\w+)/noun_(\d+): Accuracy=(\d\.\d{4}) \(from (\d+) samples\)", block)
+    cells = re.findall(r"  - (\w+)/noun_(\d+): Accuracy=(\d\.\d{4}) \[(\d\.\d\d), (\d\.\d\d)\] \(from (\d+) samples\)", block)
     assert len(cells) == 9
     summary = json.loads((run_dir / "summary.json").read_text())
     assert f"Overall accuracy: {summary['test']['accuracy']:.4f}" in block
-    for category, nouns, accuracy, count in cells:
+    for category, nouns, accuracy, low, high, count in cells:
         assert float(accuracy) == pytest.approx(summary["values"][f"test/by_group/{category}/noun_{nouns}/accuracy"], abs=5e-5)
+        assert float(low) == pytest.approx(summary["values"][f"test/by_group/{category}/noun_{nouns}/accuracy_low"], abs=5e-3)
+        assert float(high) == pytest.approx(summary["values"][f"test/by_group/{category}/noun_{nouns}/accuracy_high"], abs=5e-3)
         assert int(count) == summary["values"][f"test/by_group/{category}/noun_{nouns}/count"]
 
 
