@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import ConfigError
+from .fsutil import atomic_write
 
 FILE = "predictions.jsonl"
 META = "predictions.json"
@@ -55,10 +56,7 @@ def write_predictions(
         for name, values in extra.items():
             row[name] = values[i]
         lines.append(json.dumps(row, ensure_ascii=False))
-    path = directory / FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    tmp.replace(path)
+    path = atomic_write(directory / FILE, "".join(line + "\n" for line in lines))
     meta = {
         "format": FORMAT,
         "count": len(lines),
