@@ -8,7 +8,7 @@ PIP     := $(PY) -m pip --disable-pip-version-check
 # elsewhere choose your own (e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124").
 TORCH_SPEC ?= torch==2.13.0
 TF_SPEC    ?= tensorflow-cpu>=2.16
-PLUGINS := plugins/qa_transformer_torch plugins/qa_lstm_tf plugins/qa_neptune
+PLUGINS := plugins/qa_transformer_torch plugins/qa_lstm_tf plugins/qa_neptune plugins/qa_tensorboard
 STAMP   := $(VENV)/.qa-installed
 
 .PHONY: setup run test test-core bench bench-quick clean
