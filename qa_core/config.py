@@ -24,7 +24,9 @@ else:  # pragma: no cover - Python 3.10
 DEFAULT_DATA_SIZES = {"train": 4500, "val": 900, "test": 900}
 
 _SECRET_KEY = re.compile(r"token|secret|password|api[_-]?key|credential", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^/@\s]+(@)")
+#: The userinfo of a URL: ``user:password@`` (password hidden) or a lone ``token@`` (hidden whole,
+#: as servers take a token in the user slot).
+_URL_USERINFO = re.compile(r"(://)([^/@\s]+)(@)")
 REDACTED = "<redacted>"
 
 
@@ -97,9 +99,20 @@ def looks_secret(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
+def redact_url(text: str) -> str:
+    """``https://me:secret@host`` -> ``https://me:<redacted>@host`` and ``https://token@host`` ->
+    ``https://<redacted>@host``, anywhere in ``text``."""
+
+    def hide(match: re.Match[str]) -> str:
+        user, colon, _password = match.group(2).partition(":")
+        return f"{match.group(1)}{user + ':' if colon else ''}{REDACTED}{match.group(3)}"
+
+    return _URL_USERINFO.sub(hide, text)
+
+
 def redact_logger_params(logger_params: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
     return {
-        tracker: {key: (REDACTED if _SECRET_KEY.search(key) else _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\2", value)) for key, value in options.items()}
+        tracker: {key: (REDACTED if _SECRET_KEY.search(key) else redact_url(value) if isinstance(value, str) else value) for key, value in options.items()}
         for tracker, options in logger_params.items()
     }
 

@@ -236,11 +236,19 @@ def qa_log_run_start(run: RunContext) -> None:
     """Open the tracker's record of a run.
 
     Called by the training loop once, before anything else is logged, for every active tracker.
+    On ``qa run --resume`` it is called again, in the new process, with the same ``run.run_id``
+    and ``run.resumed_after_epoch`` set to the last epoch the earlier process finished: continue
+    the earlier record. What follows then: params again; the ``best/...`` and ``top_epochs/...``
+    summaries of the epochs so far again (same values); metrics from epoch
+    ``resumed_after_epoch + 1`` on. Metrics the earlier process sent for epochs after
+    ``resumed_after_epoch`` (an epoch that finished but whose checkpoint did not) are superseded:
+    the new points for those steps replace them, as metrics.jsonl's lines are replaced.
 
     Args:
-        run: run id, run directory, model plugin, dataset, resolved config, tags and the
-            tracker's own ``--logger-param`` options (``run.params_for(name)``). Keep per-run
-            state in ``run.stash``. ``run.resumed_after_epoch`` is set on ``qa run --resume``.
+        run: run id, absolute run directory, model plugin, dataset, resolved config, tags, and
+            for this tracker ``run.tracker`` (its entry-point name) and ``run.options`` (its
+            ``--logger-param`` options, converted to the types its ``Param``s declare, checked,
+            defaults filled in). Keep per-run state in ``run.stash[run.tracker]``.
 
     Returns:
         None.
@@ -282,16 +290,20 @@ def qa_log_metrics(run: RunContext, metrics: Mapping[str, float], step: int) -> 
 
 
 @hookspec
-def qa_log_summary(run: RunContext, values: Mapping[str, Any]) -> None:
+def qa_log_summary(run: RunContext, values: Mapping[str, Any], step: int) -> None:
     """Set single values that replace any earlier ones (not series).
 
     Called by the training loop when a new best epoch appears (``best/...``), when the top-k
-    changes (``top_epochs/<rank>/...``) and once at the end with the test results (``test/...``,
-    ``metrics/test/...``).
+    changes (``top_epochs/<rank>/...``; the list arrives whole, ranks it no longer has are gone)
+    and once at the end with the test results (``test/...``, ``metrics/test/...``). A value of
+    None means the name no longer has a value.
 
     Args:
         run: the run.
         values: flat ``{name: value}``; values are numbers or strings.
+        step: the epoch these values belong to: the latest epoch whose metrics were logged (0
+            before the first). Trackers that only keep series (TensorBoard) plot them there;
+            trackers with single-value fields may ignore it.
 
     Returns:
         None.

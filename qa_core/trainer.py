@@ -40,6 +40,7 @@ from .evaluation import write_eval
 from .fsutil import atomic_write
 from .plugins import ModelPlugin, PluginManager, load_plugins
 from .tracking.hub import TrackerHub
+from .tracking.options import resolve_tracker_options
 from .types import EncodedSplit, ModelSpec, RunContext
 
 #: Encoded length when neither --max-len nor a plugin ``max_len`` parameter says otherwise:
@@ -141,23 +142,6 @@ def resolve_max_len(config: RunConfig, params: dict[str, Any], train: Sequence[E
 # -------------------------------------------------------------------------------------------------
 # helpers
 # -------------------------------------------------------------------------------------------------
-
-
-def check_logger_params(tracker: str, info: Any, options: dict[str, str]) -> None:
-    """A tracker that declares its options has them converted and checked before the run
-    starts, like a model plugin's --param; secrets are never taken on the command line."""
-    from .config import looks_secret
-    from .plugins import resolve_params
-
-    declared = {param.name for param in info.params}
-    secret = next((key for key in options if key not in declared and looks_secret(key)), None)
-    if secret:
-        raise ConfigError(
-            f"--logger-param {tracker}.{secret}: secrets are not taken on the command line (shell history, "
-            f"process lists); set the tracker's environment variable instead (see its README)"
-        )
-    if declared:
-        resolve_params(tracker, info, options, option=f"--logger-param {tracker}.")
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -325,10 +309,7 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
     suffix = model_plugin.info.checkpoint_suffix or ""
     params = resolve_model_params(model_plugin, config)
     trackers = ["local", *config.loggers]
-    for name in config.loggers:
-        check_logger_params(name, pm.tracker(name).info, config.logger_params.get(name, {}))  # before any work
-    for name in set(config.logger_params) - set(config.loggers):
-        raise ConfigError(f"--logger-param {name}.*: tracker '{name}' is not active (add --logger {name})")
+    tracker_options = resolve_tracker_options(pm, config.loggers, config.logger_params)  # before any work
     point = read_resume_point(resume, suffix) if resume is not None else None
 
     runs_dir = Path(config.runs_dir)
@@ -372,7 +353,7 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
         dataset=data.dataset,
         config=public,
         tags=tuple(config.tags),
-        logger_params={k: dict(v) for k, v in config.logger_params.items()},
+        logger_params=tracker_options,
         resumed_after_epoch=point.epoch if point is not None else None,
     )
     hub = TrackerHub(pm, trackers, context, warn=console.warn)

@@ -175,13 +175,29 @@ class RunContext:
     #: The resolved configuration, JSON-serialisable and free of secrets.
     config: dict[str, Any]
     tags: tuple[str, ...] = ()
-    #: ``--logger-param NAME.KEY=VALUE`` options, grouped by tracker name.
-    logger_params: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: ``--logger-param NAME.KEY=VALUE`` options, grouped by tracker name. A tracker that declares
+    #: ``Param``s gets them converted to their types, checked, and with every default filled in;
+    #: a tracker that declares none gets the strings as given.
+    logger_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Set when this is ``qa run --resume``: the last epoch the earlier process finished. A
     #: tracker may continue its earlier record of the run (same ``run_id``) instead of a new one.
     resumed_after_epoch: int | None = None
     #: Per-run scratch space for plugins, keyed by plugin name (like pytest's stash).
     stash: dict[str, Any] = field(default_factory=dict)
+    #: The name (entry-point name, ``--logger NAME``) of the tracker this context is handed to:
+    #: the hub gives each tracker a view of its own. None outside the tracker hooks.
+    tracker: str | None = None
 
-    def params_for(self, tracker: str) -> dict[str, str]:
+    def __post_init__(self) -> None:
+        # Absolute, so a tracker that records it (or a thread that reads it later) is not at the
+        # mercy of the working directory when --runs-dir was relative.
+        self.run_dir = Path(self.run_dir).absolute()
+
+    def params_for(self, tracker: str) -> dict[str, Any]:
+        """The options of ``tracker`` (see ``logger_params``); a copy."""
         return dict(self.logger_params.get(tracker, {}))
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """This tracker's own options (``params_for(self.tracker)``): typed, with defaults."""
+        return self.params_for(self.tracker) if self.tracker else {}

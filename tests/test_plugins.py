@@ -220,30 +220,29 @@ def test_unknown_logger_is_refused_before_any_work(qa, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-# A third-party tracker written the short way: a session class and SessionHooks.
+# A third-party tracker written the short way: a TrackerSession subclass and SessionHooks.
 SESSION_TRACKER = """
 import json, os
-from qa_core import PluginInfo, hookimpl
-from qa_core.tracking.sessions import SessionHooks
+from qa_core import PluginInfo, Param, hookimpl
+from qa_core.tracking.sessions import SessionHooks, TrackerSession
 
-class Session:
-    def __init__(self, run):
-        self.path, self.run_id = os.environ["SESSION_LOG"], run.run_id
+class Session(TrackerSession):
     def _write(self, *entry):
-        with open(self.path, "a") as handle:
+        with open(os.environ["SESSION_LOG"], "a") as handle:
             handle.write(json.dumps(entry) + "\\n")
-    def start(self): self._write("start", self.run_id)
+    def start(self): self._write("start", self.context.run_id, self.name, self.options)
     def log_params(self, params): self._write("params", sorted(params))
     def log_metrics(self, metrics, step): self._write("metrics", step)
-    def log_summary(self, values): self._write("summary")
+    def log_summary(self, values, step): self._write("summary", step)
     def log_artifact(self, path, name): self._write("artifact", name)
     def end(self, status, summary): self._write("end", status)
 
 @hookimpl
 def qa_describe():
-    return PluginInfo(kind="tracker", description="session-shaped test tracker")
+    return PluginInfo(kind="tracker", description="session-shaped test tracker",
+                      params=(Param("every", int, 1), Param("loud", bool, False)))
 
-hooks = SessionHooks("sessiontracker", Session)
+hooks = SessionHooks(Session)
 qa_log_run_start = hooks.qa_log_run_start
 qa_log_params = hooks.qa_log_params
 qa_log_metrics = hooks.qa_log_metrics
@@ -256,12 +255,18 @@ qa_log_run_end = hooks.qa_log_run_end
 def test_a_session_tracker_gets_every_call_through_session_hooks(qa, plugin_site, tiny_data, tmp_path):
     plugin_site.add("qa-sessiontracker", "0.1", "sessiontracker", SESSION_TRACKER)
     log = tmp_path / "session.log"
-    result = qa(*_bow_args(tiny_data, tmp_path / "runs", "--logger", "sessiontracker"), env={**plugin_site.env, "SESSION_LOG": str(log)})
+    args = _bow_args(tiny_data, tmp_path / "runs", "--logger", "sessiontracker", "--logger-param", "sessiontracker.loud=yes")
+    result = qa(*args, env={**plugin_site.env, "SESSION_LOG": str(log)})
     assert result.code == 0, result.err
     assert "sessiontracker" in result.out and "failed" not in result.err
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     run_dir = next(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("_"))
-    assert calls[0] == ["start", run_dir.name] and calls[-1] == ["end", "finished"]
+    # its own entry-point name, and its options typed with the defaults filled in
+    assert calls[0] == ["start", run_dir.name, "sessiontracker", {"every": 1, "loud": True}]
+    assert calls[-1] == ["end", "finished"]
     kinds = [c[0] for c in calls]
     assert kinds.count("metrics") == 2 and "params" in kinds and "summary" in kinds and "artifact" in kinds
     assert [c[1] for c in calls if c[0] == "metrics"] == [1, 2]
+    # a summary belongs to the latest epoch logged: best/top-k after epoch n, the test results after the last
+    steps = [c[1] for c in calls if c[0] == "summary"]
+    assert steps[0] == 1 and steps[-1] == 2 and steps == sorted(steps)

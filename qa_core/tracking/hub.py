@@ -10,6 +10,7 @@ worker threads to drain, then gives up on the stragglers with a warning.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import sys
@@ -18,6 +19,7 @@ import time
 from typing import Any, Callable
 
 from ..types import RunContext
+from .sessions import one_line
 
 DEFAULT_TIMEOUT = 30.0
 _STOP = object()
@@ -58,11 +60,8 @@ class _Tracker:
             self.callers[hook](**kwargs)
         except Exception as exc:  # noqa: BLE001 - a tracker must never stop training
             self.enabled = False
-            first_line = (str(exc).splitlines() or [""])[0]
-            if len(first_line) > 300:
-                first_line = first_line[:297] + "..."
             self.warn(
-                f"qa: tracker '{self.name}' failed in {hook} ({type(exc).__name__}: {first_line}); "
+                f"qa: tracker '{self.name}' failed in {hook} ({one_line(exc)}); "
                 "switched off for the rest of this run (the local run directory keeps everything)"
             )
 
@@ -87,11 +86,16 @@ class TrackerHub:
 
         self.run = run
         self.warn = warn or (lambda line: print(line, file=sys.stderr))
+        #: The epoch the latest metrics belong to: the step of every summary (0 before epoch 1).
+        self.step = run.resumed_after_epoch or 0
         self.trackers: list[_Tracker] = []
+        #: Each tracker's own view of the run: the same run (stash included), ``tracker`` = its name.
+        self.views: dict[str, RunContext] = {}
         for name in dict.fromkeys(names):  # keep order, drop repeats
             record = manager.tracker(name)
             callers = {hook: manager._caller(name, hook) for hook in TRACKER_HOOKS}
             self.trackers.append(_Tracker(name, callers, record.info.threaded, self.warn))
+            self.views[name] = dataclasses.replace(run, tracker=name)
 
     @property
     def names(self) -> list[str]:
@@ -100,9 +104,9 @@ class TrackerHub:
     def _broadcast(self, hook: str, **kwargs: Any) -> None:
         # Each tracker gets its own shallow copies: a threaded tracker reads them later, and
         # neither the caller nor another tracker may change them under it.
-        kwargs["run"] = self.run
         for tracker in self.trackers:
-            tracker.submit(hook, {k: dict(v) if isinstance(v, dict) else v for k, v in kwargs.items()})
+            copies = {k: dict(v) if isinstance(v, dict) else v for k, v in kwargs.items()}
+            tracker.submit(hook, {**copies, "run": self.views[tracker.name]})
 
     def run_start(self) -> None:
         self._broadcast("qa_log_run_start")
@@ -111,10 +115,12 @@ class TrackerHub:
         self._broadcast("qa_log_params", params=params)
 
     def metrics(self, metrics: dict[str, float], step: int) -> None:
+        self.step = step
         self._broadcast("qa_log_metrics", metrics=metrics, step=step)
 
-    def summary(self, values: dict[str, Any]) -> None:
-        self._broadcast("qa_log_summary", values=values)
+    def summary(self, values: dict[str, Any], step: int | None = None) -> None:
+        """``step``: the epoch the values belong to; by default the latest epoch logged."""
+        self._broadcast("qa_log_summary", values=values, step=self.step if step is None else step)
 
     def artifact(self, path: Any, name: str) -> None:
         self._broadcast("qa_log_artifact", path=path, name=name)

@@ -5,21 +5,20 @@ This module imports neither mlflow nor the session module at import time, so ``q
 :class:`~qa_mlflow.session.MlflowSession` and keeps it in ``run.stash["mlflow"]``; the other
 hooks hand their call to it.
 
-Faults follow the core's rule for every tracker: a hook that raises switches this tracker off for
-the rest of the run with one warning, and training goes on. The session turns MLflow's errors
-into one-line reasons first, so that warning is readable.
+Faults follow the one contract of every session tracker (:mod:`qa_core.tracking.sessions`): a
+hook that raises switches this tracker off for the rest of the run with one line saying why, and
+training goes on.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from qa_core import PluginInfo, RunContext, hookimpl
 from qa_core.tracking.sessions import SessionHooks
 
 from . import NAME
-from .settings import PARAMS, resolve
+from .settings import PARAMS
 
 
 @hookimpl
@@ -36,12 +35,11 @@ def qa_describe() -> PluginInfo:
 def _open(run: RunContext) -> Any:
     from .session import MlflowSession  # the client is imported only when a run starts
 
-    settings = resolve(run.params_for(NAME), runs_dir=Path(run.run_dir).resolve().parent)
-    return MlflowSession(run, settings)
+    return MlflowSession(run)
 
 
 # run start opens the session and keeps it in run.stash["mlflow"]; the other hooks hand it their call
-hooks = SessionHooks(NAME, _open)
+hooks = SessionHooks(_open, NAME)
 qa_log_run_start = hooks.qa_log_run_start
 qa_log_params = hooks.qa_log_params
 qa_log_metrics = hooks.qa_log_metrics

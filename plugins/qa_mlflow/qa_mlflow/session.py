@@ -23,10 +23,12 @@ One qa run is one MLflow run: ``qa run --resume`` finds the MLflow run by its ``
 and goes on logging to it (a setting the resume changed, which MLflow's write-once params cannot
 take, goes to a ``resume/params/<name>`` tag).
 
-Faults: any error from MLflow becomes a :class:`TrackingError` with a one-line reason, raised to
-the core, which switches this tracker off for the rest of the run with one warning; training and
-the local run directory go on. Before raising, a session whose MLflow run exists marks it FAILED
-(unless the store cannot be reached at all), so the UI does not show it running forever.
+Faults follow the one contract of every session tracker (:mod:`qa_core.tracking.sessions`): an
+error from MLflow is raised; the core reports it as one redacted line (:meth:`describe` says
+"cannot reach URI (Connection refused)" for a store that does not answer) and switches this tracker
+off for the rest of the run; training and the local run directory go on. Before that,
+:meth:`abort` marks an MLflow run that exists FAILED (unless the store cannot be reached at all),
+so the UI does not show it running forever.
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from qa_core import RunContext
+from qa_core.tracking.sessions import TrackerSession, TrackingError, one_line
 
 from . import NAME
 from .names import RUN_STATUS, artifact_dir, mlflow_key, param_text, split_values
-from .settings import Settings, redact_config
+from .settings import Settings, resolve
 
 #: Set (when the user has not) before MLflow is imported: no usage reports leave the machine, and
 #: the client does not print "View run ... at" lines into qa's console from the worker thread.
@@ -61,18 +64,6 @@ HTTP_ENV = {
 }
 #: Loggers that print at INFO while a store is opened ("Creating initial MLflow database tables").
 MLFLOW_LOGGERS = ("mlflow", "alembic", "sqlalchemy")
-MAX_REASON = 300
-
-
-class TrackingError(Exception):
-    """Why MLflow tracking stopped, in one line; the core prints it once and switches us off."""
-
-
-def _say(line: str) -> None:
-    # tqdm.write keeps the line from tearing the progress bar drawn by the training thread.
-    from tqdm import tqdm
-
-    tqdm.write(line, file=sys.stderr)
 
 
 def import_mlflow(verbose: bool = False) -> Any:
@@ -125,59 +116,47 @@ def unreachable_reason(exc: BaseException) -> str | None:
     return text or type(inner).__name__
 
 
-def describe(exc: BaseException, shown_uri: str, secrets: tuple[str, ...] = ()) -> str:
-    """One line about an MLflow failure; MLflow's own messages run to many lines of HTTP detail."""
-    unreachable = unreachable_reason(exc)
-    if unreachable is not None:
-        text = f"cannot reach {shown_uri} ({unreachable})"
-    else:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
-
-
-class MlflowSession:
+class MlflowSession(TrackerSession):
     """The per-run state of the mlflow tracker; see the module docstring."""
 
-    def __init__(self, context: RunContext, settings: Settings, say: Callable[[str], None] = _say):
-        self.context = context
-        self.settings = settings
-        self.say = say
+    def __init__(self, context: RunContext, settings: Settings | None = None):
+        super().__init__(context)
+        self.settings = settings or resolve(self.options, runs_dir=context.run_dir.parent)
         self.client: Any = None
         self.experiment_id: str | None = None
         #: The MLflow run's id; None until the run exists.
         self.run_id: str | None = None
-        self.run_name = settings.run_name or context.run_id
+        self.run_name = self.settings.run_name or context.run_id
         #: Params the MLflow run already holds (a resumed run): MLflow refuses to change them.
         self.logged_params: dict[str, str] = {}
         self._last_ms = 0
+        self._unreachable = False
 
-    # -- helpers -----------------------------------------------------------------------------
+    # -- failure -----------------------------------------------------------------------------
+
+    def secrets(self) -> tuple[str, ...]:
+        return self.settings.secrets()
+
+    def describe(self, exc: BaseException) -> str:
+        """One line about an MLflow failure; MLflow's own messages run to many lines of HTTP detail."""
+        unreachable = unreachable_reason(exc)
+        if unreachable is not None:
+            self._unreachable = True
+            return f"cannot reach {self.settings.shown_uri} ({unreachable})"
+        return one_line(exc)
+
+    def abort(self, reason: str) -> None:
+        # The store answers, so this run can still be closed honestly; a store that cannot be
+        # reached would only make us wait for the same error again.
+        if self.run_id is not None and self.client is not None and not self._unreachable:
+            self.client.set_tag(self.run_id, "qa.tracking_error", reason)
+            self.client.set_terminated(self.run_id, "FAILED")
 
     def _now_ms(self) -> int:
         # Strictly increasing: MLflow keeps, per metric, the point with the highest (step,
         # timestamp), so two summaries within one millisecond must still come out in order.
         self._last_ms = max(int(time.time() * 1000), self._last_ms + 1)
         return self._last_ms
-
-    @contextlib.contextmanager
-    def _guard(self, what: str) -> Iterator[None]:
-        """Turn any MLflow error into a one-line TrackingError, after closing the MLflow run."""
-        try:
-            yield
-        except TrackingError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - MLflow's errors must never reach training
-            reason = f"{what}: {describe(exc, self.settings.shown_uri, self.settings.secrets())}"
-            if self.run_id is not None and unreachable_reason(exc) is None:
-                # The store answers, so this run can still be closed honestly; a store that
-                # cannot be reached would only make us wait for the same error again.
-                with contextlib.suppress(Exception):
-                    self.client.set_tag(self.run_id, "qa.tracking_error", reason)
-                    self.client.set_terminated(self.run_id, "FAILED")
-            raise TrackingError(reason) from exc
 
     # -- start -------------------------------------------------------------------------------
 
@@ -193,22 +172,21 @@ class MlflowSession:
         if settings.is_http:
             for variable, value in HTTP_ENV.items():
                 os.environ.setdefault(variable, value)
-        with self._guard("starting the MLflow run"):
-            self.client = MlflowClient(tracking_uri=settings.tracking_uri)
-            self.experiment_id = self._experiment_id()
-            earlier = self._earlier_run()
-            if earlier is None:
-                run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=self._run_tags())
-            else:
-                # `qa run --resume`: the same qa run goes on, so its MLflow run does too.
-                run = earlier
-                self.run_name = run.info.run_name
-                self.logged_params = dict(run.data.params)
-                self.client.update_run(run.info.run_id, status="RUNNING")
-            self.run_id = run.info.run_id
-        with self._guard("logging the config"):
-            self.client.log_dict(self.run_id, json_ready(redact_config(self.context.config)), "qa/config.json")
-        self.say(f"{NAME}: run '{self.run_name}' in experiment '{settings.experiment}' at {self.where()}")
+        self.client = MlflowClient(tracking_uri=settings.tracking_uri)
+        self.experiment_id = self._experiment_id()
+        earlier = self._earlier_run()
+        if earlier is None:
+            run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=self._run_tags())
+        else:
+            # `qa run --resume`: the same qa run goes on, so its MLflow run does too.
+            run = earlier
+            self.run_name = run.info.run_name
+            self.logged_params = dict(run.data.params)
+            self.client.update_run(run.info.run_id, status="RUNNING")
+        self.run_id = run.info.run_id
+        # The core's config is already redacted (option names, passwords and tokens in URLs).
+        self.client.log_dict(self.run_id, json_ready(self.context.config), "qa/config.json")
+        self.say(f"run '{self.run_name}' in experiment '{settings.experiment}' at {self.where()}")
 
     def where(self) -> str:
         """Where to look at the run: its page on a server, else the store's URI."""
@@ -270,66 +248,62 @@ class MlflowSession:
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param, RunTag
 
-        with self._guard("logging parameters"):
-            new = {mlflow_key(name): param_text(value) for name, value in params.items()}
-            # A resumed run may change a setting (`--resume --epochs 10`); MLflow params are
-            # write-once, so the new value goes to a tag beside the original.
-            changed = {f"resume/params/{k}": v for k, v in new.items() if self.logged_params.get(k, v) != v}
-            batch = [Param(k, v) for k, v in new.items() if k not in self.logged_params]
-            # synchronous=True: MLflow's async mode (MLFLOW_ENABLE_ASYNC_LOGGING) would queue the
-            # data on threads of its own, beyond the core's bounded wait.
-            self.client.log_batch(self.run_id, params=batch, tags=[RunTag(k, v) for k, v in changed.items()], synchronous=True)
-            self.logged_params.update({p.key: p.value for p in batch})
+        new = {mlflow_key(name): param_text(value) for name, value in params.items()}
+        # A resumed run may change a setting (`--resume --epochs 10`); MLflow params are
+        # write-once, so the new value goes to a tag beside the original.
+        changed = {f"resume/params/{k}": v for k, v in new.items() if self.logged_params.get(k, v) != v}
+        batch = [Param(k, v) for k, v in new.items() if k not in self.logged_params]
+        # synchronous=True: MLflow's async mode (MLFLOW_ENABLE_ASYNC_LOGGING) would queue the
+        # data on threads of its own, beyond the core's bounded wait.
+        self.client.log_batch(self.run_id, params=batch, tags=[RunTag(k, v) for k, v in changed.items()], synchronous=True)
+        self.logged_params.update({p.key: p.value for p in batch})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
-        with self._guard(f"logging epoch {step}"):
-            stamp = self._now_ms()
-            # One batch per epoch: hundreds of names, one request (MLflow splits past its limits).
-            batch = [Metric(mlflow_key(name), float(value), stamp, step) for name, value in metrics.items()]
-            self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
+        stamp = self._now_ms()
+        # One batch per epoch: hundreds of names, one request (MLflow splits past its limits).
+        batch = [Metric(mlflow_key(name), float(value), stamp, step) for name, value in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
 
-    def log_summary(self, values: Mapping[str, Any]) -> None:
-        with self._guard("logging the summary"):
-            self._log_values(values)
+    def log_summary(self, values: Mapping[str, Any], step: int) -> None:
+        self._log_values(values, step)
 
-    def _log_values(self, values: Mapping[str, Any]) -> None:
+    def _log_values(self, values: Mapping[str, Any], step: int) -> None:
         from mlflow.entities import Metric, RunTag
 
         numbers, texts = split_values(values)
         stamp = self._now_ms()
         self.client.log_batch(
             self.run_id,
-            metrics=[Metric(name, value, stamp, 0) for name, value in numbers.items()],
+            metrics=[Metric(name, value, stamp, step) for name, value in numbers.items()],
             tags=[RunTag(name, text) for name, text in texts.items()],
             synchronous=True,
         )
 
     def log_artifact(self, path: Path, name: str) -> None:
         path = Path(path)
-        with self._guard(f"uploading {name}"):
-            folder = artifact_dir(name)
-            self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
-            # A checkpoint is only loadable (`qa evaluate`) with the <stem>.meta.json the core
-            # writes beside it: it goes along.
-            meta = path.with_name(path.name.split(".", 1)[0] + ".meta.json")
-            if meta != path and meta.is_file():
-                self.client.log_artifact(self.run_id, str(meta), artifact_path=folder)
+        folder = artifact_dir(name)
+        self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
+        # A checkpoint is only loadable (`qa evaluate`) with the <stem>.meta.json the core
+        # writes beside it: it goes along.
+        meta = path.with_name(path.name.split(".", 1)[0] + ".meta.json")
+        if meta != path and meta.is_file():
+            self.client.log_artifact(self.run_id, str(meta), artifact_path=folder)
 
     def end(self, status: str, summary: Mapping[str, Any]) -> None:
-        with self._guard("closing the run"):
-            try:
-                self._log_values(
-                    {
-                        "run/epochs_run": summary.get("epochs_run"),
-                        "run/seconds": summary.get("seconds"),
-                        "status": status,
-                    }
-                )
-                self.client.log_dict(self.run_id, json_ready(summary), "qa/summary.json")
-            finally:
-                self.client.set_terminated(self.run_id, RUN_STATUS.get(status, "FAILED"))
+        try:
+            self._log_values(
+                {
+                    "run/epochs_run": summary.get("epochs_run"),
+                    "run/seconds": summary.get("seconds"),
+                    "status": status,
+                },
+                step=int(summary.get("epochs_run") or 0),
+            )
+            self.client.log_dict(self.run_id, json_ready(summary), "qa/summary.json")
+        finally:
+            self.client.set_terminated(self.run_id, RUN_STATUS.get(status, "FAILED"))
 
 
 def json_ready(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Where a run goes: ``--logger-param mlflow.KEY=VALUE`` options over MLflow's own environment.
 
-Pure Python, no mlflow import: it runs (and is tested) without the client, and a bad option is
-reported before any store is opened.
+Pure Python, no mlflow import: it runs (and is tested) without the client. The core has already
+converted and checked the options against :data:`PARAMS` (an unknown or secret-looking key, a bad
+boolean never gets here) and filled in the defaults; this module adds the environment and the
+store's layout.
 
 Precedence for each setting: the ``--logger-param`` option, then MLflow's environment variable
 (``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME``), then the default. The default store is a
@@ -18,15 +20,13 @@ Credentials are never options: MLflow reads them from ``MLFLOW_TRACKING_TOKEN`` 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from qa_core import Param
-
-from . import NAME
+from qa_core.tracking.sessions import redact
 
 URI_ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
@@ -55,15 +55,7 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param("verbose", bool, False, "let MLflow's own log lines through to the console"),
 )
-KNOWN = {param.name: param for param in PARAMS}
-
-_CREDENTIAL = re.compile(r"token|secret|password|passwd|user(name)?|api[_-]?key|credential", re.IGNORECASE)
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-class SettingsError(ValueError):
-    """An option that cannot work; the message is shown as is."""
+DEFAULTS = {param.name: param.default for param in PARAMS}
 
 
 @dataclass(frozen=True)
@@ -84,8 +76,8 @@ class Settings:
 
     @property
     def shown_uri(self) -> str:
-        """The tracking URI as it may be printed: any password in it replaced."""
-        return redact_uri(self.tracking_uri)
+        """The tracking URI as it may be printed: any password or token in it replaced."""
+        return redact(self.tracking_uri, self.secrets())
 
     def secrets(self) -> tuple[str, ...]:
         """Strings that must never be printed: the password (or lone token) inside the URI."""
@@ -97,34 +89,6 @@ class Settings:
         return (secret,) if secret and len(secret) >= 3 else ()
 
 
-def redact_uri(uri: str) -> str:
-    """``https://me:secret@host/`` -> ``https://me:***@host/``; other URIs unchanged."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if "@" not in parts.netloc:
-        return uri
-    userinfo, host = parts.netloc.rsplit("@", 1)
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}" if ":" in userinfo else f"***@{host}"))
-
-
-def redact_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's config with any password inside a ``--logger-param`` URI replaced: qa redacts
-    options by name (``token``, ``password``), and ``tracking_uri`` is not such a name."""
-    out = dict(config)
-    logger_params = out.get("logger_params")
-    if isinstance(logger_params, Mapping):
-        out["logger_params"] = {
-            tracker: {k: redact_uri(v) if isinstance(v, str) else v for k, v in options.items()}
-            if isinstance(options, Mapping)
-            else options
-            for tracker, options in logger_params.items()
-        }
-    return out
-
-
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (relative paths stay relative), else None."""
     scheme, sep, rest = uri.partition(":///")
@@ -134,33 +98,17 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
-def _bool(name: str, text: str) -> bool:
-    value = text.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise SettingsError(f"--logger-param {NAME}.{name}: expected true/false, got {text!r}")
-
-
 def resolve(
-    options: Mapping[str, str],
+    options: Mapping[str, Any],
     runs_dir: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Settings:
-    """Settings for one run, or SettingsError naming the option that cannot work."""
+    """Settings for one run from the core's typed options (``run.options``). Options left out
+    take :data:`PARAMS`' defaults."""
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
-    for key in options:
-        if key in KNOWN:
-            continue
-        if _CREDENTIAL.search(key):
-            raise SettingsError(
-                f"--logger-param {NAME}.{key} is not accepted: MLflow reads credentials from "
-                "MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD"
-            )
-        raise SettingsError(f"--logger-param {NAME}.{key}: unknown option; known: {', '.join(KNOWN)}")
+    options = {**DEFAULTS, **options}
 
     uri = (options.get("tracking_uri") or "").strip() or (env.get(URI_ENV) or "").strip()
     store_dir: Path | None = None
@@ -188,5 +136,5 @@ def resolve(
         run_name=(options.get("run_name") or "").strip() or None,
         artifact_location=artifact_location,
         store_dir=store_dir,
-        verbose=_bool("verbose", options["verbose"]) if "verbose" in options else False,
+        verbose=bool(options["verbose"]),
     )

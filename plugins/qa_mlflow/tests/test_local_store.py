@@ -52,7 +52,7 @@ def test_cli_run_prints_one_line_and_no_mlflow_chatter(cli_run: SimpleNamespace,
     result, local = cli_run.result, cli_run.local
     # stderr holds our single "where is it" line: no MLflow, alembic or SQLAlchemy log lines.
     assert helpers.mlflow_lines(result.err) == [
-        f"mlflow: run '{local.run_id}' in experiment '{EXPERIMENT}' at {cli_run.store_uri}"
+        f"qa: mlflow: run '{local.run_id}' in experiment '{EXPERIMENT}' at {cli_run.store_uri}"
     ], result.err
     assert not [line for line in result.err.splitlines() if "alembic" in line.lower() or "sqlalchemy" in line.lower()]
     # stdout is qa's own: the plugins line names the tracker, and nothing else mentions MLflow
@@ -117,10 +117,12 @@ def test_best_top_k_and_test_results_match_summary_json(cli_run: SimpleNamespace
             assert run.data.tags[name] == value, name
         else:
             assert run.data.metrics[name] == float(value), name
-    # summaries sit at step 0; the value that replaced the others is the one MLflow shows
+    # a summary sits at the epoch it belongs to: each new best at its own epoch, so the latest
+    # point MLflow shows is the best epoch's accuracy
     best = client.get_metric_history(run.info.run_id, "best/accuracy")
-    assert {m.step for m in best} == {0}
-    assert max(best, key=lambda m: m.timestamp).value == values["best/accuracy"]
+    assert {m.step for m in best} <= {line["epoch"] for line in local.epochs}
+    latest = max(best, key=lambda m: (m.step, m.timestamp))
+    assert (latest.step, latest.value) == (values["best/epoch"], values["best/accuracy"])
     assert run.data.metrics["run/epochs_run"] == local.summary["epochs_run"] == cli_run.local.epochs[-1]["epoch"]
     assert run.data.metrics["run/seconds"] == local.summary["seconds"]
 
@@ -179,7 +181,7 @@ def test_environment_uri_and_options_in_process(
         (1, pytest.approx(result.summary["best"]["accuracy"]))
     ]
     assert [line for line in err.splitlines() if "mlflow" in line.lower()] == [
-        f"mlflow: run 'named-by-option' in experiment 'from-env' at {cli_run.store_uri}"
+        f"qa: mlflow: run 'named-by-option' in experiment 'from-env' at {cli_run.store_uri}"
     ]
 
 
@@ -221,10 +223,10 @@ def test_failure_after_the_run_started_closes_it_as_failed(
     helpers.assert_local_run_complete(helpers.read_local(result.run_dir), epochs=2)
     warnings = helpers.mlflow_lines(err)
     assert len(warnings) == 1 and "tracker 'mlflow' failed in qa_log_run_start" in warnings[0], err
-    assert "logging the config" in warnings[0]
+    assert "(starting the run: NotADirectoryError" in warnings[0]
     run = find_run(cli_run.client, "blocked-artifacts", result.run_id)
     assert run.info.status == "FAILED"
-    assert run.data.tags["qa.tracking_error"].startswith("logging the config: ")
+    assert run.data.tags["qa.tracking_error"].startswith("starting the run: NotADirectoryError")
     assert not run.data.metrics  # switched off: nothing after the failure reached MLflow
 
 

@@ -110,7 +110,7 @@ def test_run_logged_to_a_tracking_server(server: SimpleNamespace, tiny_data: Pat
     assert (run.info.run_name, run.data.tags["plugin"], run.data.tags["dataset"]) == (local.run_id, "bow", "tiny")
     # the printed line links to the run's page on the server
     assert helpers.mlflow_lines(result.err) == [
-        f"mlflow: run '{local.run_id}' in experiment 'served' at {server.url}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+        f"qa: mlflow: run '{local.run_id}' in experiment 'served' at {server.url}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
     ]
 
     for name in ("metrics/val/accuracy", "val/by_group/dense/noun_15/accuracy", "val/confusion/tp"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from qa_mlflow.names import artifact_dir, mlflow_key, param_text, split_values
-from qa_mlflow.settings import SettingsError, redact_uri, resolve, sqlite_path
+from qa_mlflow.settings import resolve, sqlite_path
 
 
 def test_default_store_is_sqlite_under_the_runs_directory(tmp_path: Path) -> None:
@@ -59,41 +59,68 @@ def test_sqlite_path(uri: str, path: Path | None) -> None:
     assert sqlite_path(uri) == path
 
 
-def test_unknown_and_credential_options_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match=r"mlflow\.tracking_url: unknown option; known: tracking_uri"):
-        resolve({"tracking_url": "x"}, runs_dir=Path("runs"), env={}, cwd=tmp_path)
-    with pytest.raises(SettingsError, match="MLFLOW_TRACKING_TOKEN"):
-        resolve({"token": "abc"}, runs_dir=Path("runs"), env={}, cwd=tmp_path)
-    with pytest.raises(SettingsError, match="expected true/false"):
-        resolve({"verbose": "maybe"}, runs_dir=Path("runs"), env={}, cwd=tmp_path)
-    assert resolve({"verbose": "yes"}, runs_dir=Path("runs"), env={}, cwd=tmp_path).verbose
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("mlflow.tracking_url=x", "--logger-param mlflow.tracking_url: unknown parameter for plugin 'mlflow'; its parameters: tracking_uri"),
+        ("mlflow.token=abc", "--logger-param mlflow.token: secrets are not taken on the command line"),
+        ("mlflow.password=abc", "--logger-param mlflow.password: secrets are not taken on the command line"),
+        ("mlflow.verbose=maybe", "--logger-param mlflow.verbose: expected true/false"),
+    ],
+)
+def test_the_core_refuses_unknown_credential_and_bad_options(option: str, expected: str) -> None:
+    # One parser and one secret test, the core's, for every tracker: the plugin has neither.
+    from qa_core.config import parse_logger_params
+    from qa_core.errors import ConfigError
+    from qa_core.plugins import load_plugins
+    from qa_core.tracking.options import resolve_tracker_options
+
+    with pytest.raises(ConfigError) as caught:
+        resolve_tracker_options(load_plugins(), ["mlflow"], parse_logger_params([option]))
+    assert str(caught.value).startswith(expected)
+
+
+def test_the_plugin_gets_typed_options_with_every_default(tmp_path: Path) -> None:
+    from qa_core.config import parse_logger_params
+    from qa_core.plugins import load_plugins
+    from qa_core.tracking.options import resolve_tracker_options
+
+    options = resolve_tracker_options(load_plugins(), ["mlflow"], parse_logger_params(["mlflow.verbose=yes"]))["mlflow"]
+    assert options == {"tracking_uri": "", "experiment": "", "run_name": "", "artifact_location": "", "verbose": True}
+    assert resolve(options, runs_dir=Path("runs"), env={}, cwd=tmp_path).verbose
 
 
 def test_passwords_in_uris_are_never_shown(tmp_path: Path) -> None:
-    assert redact_uri("https://me:s3cret@mlflow.example/") == "https://me:***@mlflow.example/"
-    assert redact_uri("https://tok3n@mlflow.example") == "https://***@mlflow.example"
-    assert redact_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
     settings = resolve({"tracking_uri": "https://me:s3cret@h/"}, runs_dir=Path("runs"), env={}, cwd=tmp_path)
-    assert "s3cret" not in settings.shown_uri
+    assert settings.shown_uri == "https://me:<redacted>@h/"  # the core's mask, as in config.json
     assert settings.secrets() == ("s3cret",)
+    lone = resolve({"tracking_uri": "https://tok3n@mlflow.example"}, runs_dir=Path("runs"), env={}, cwd=tmp_path)
+    assert lone.shown_uri == "https://<redacted>@mlflow.example" and lone.secrets() == ("tok3n",)
+    assert resolve({"tracking_uri": "http://127.0.0.1:5000"}, runs_dir=Path("runs"), env={}, cwd=tmp_path).shown_uri == "http://127.0.0.1:5000"
     assert resolve({}, runs_dir=Path("runs"), env={}, cwd=tmp_path).secrets() == ()
 
 
-def test_error_lines_are_short_and_hide_secrets() -> None:
-    from qa_mlflow.session import describe
+def test_error_lines_are_short_and_hide_secrets(tmp_path: Path) -> None:
+    from qa_core import RunContext
+    from qa_core.tracking.sessions import SessionHooks, TrackingError
+    from qa_mlflow.session import MlflowSession
 
+    context = RunContext("r1", tmp_path, "bow", "0.1", "numpy", "d", {}, tracker="mlflow")
+    session = MlflowSession(context, resolve({"tracking_uri": "https://me:s3cret@h/"}, runs_dir=tmp_path, env={}, cwd=tmp_path))
     try:
         try:
             raise ConnectionRefusedError(111, "Connection refused")
         except OSError as inner:
             raise RuntimeError("API request to https://me:s3cret@h/api failed\nwith many\nlines") from inner
     except RuntimeError as exc:
-        assert describe(exc, "https://me:***@h/", ("s3cret",)) == "cannot reach https://me:***@h/ (Connection refused)"
-    long = ValueError("bad value s3cret " + "x" * 500 + "\nsecond line")
-    text = describe(long, "sqlite:///m.db", ("s3cret",))
-    assert text.startswith("ValueError: bad value *** x") and text.endswith("...") and len(text) == 300
+        assert session.describe(exc) == "cannot reach https://me:<redacted>@h/ (Connection refused)"
+    # what the core prints: the hook's step, the one-line reason, secrets redacted, at most 300 characters
+    failure = SessionHooks._failure(session, "logging epoch 2", ValueError("bad value s3cret " + "x" * 500 + "\nsecond line"))
+    assert isinstance(failure, TrackingError)
+    text = str(failure)
+    assert text.startswith("logging epoch 2: ValueError: bad value <redacted> x") and text.endswith("...") and len(text) == 300
     # a local OSError (a full disk, a file in the way) is not "cannot reach"
-    assert describe(NotADirectoryError(20, "Not a directory"), "sqlite:///m.db").startswith("NotADirectoryError: ")
+    assert session.describe(NotADirectoryError(20, "Not a directory")).startswith("NotADirectoryError: ")
 
 
 # -- names -------------------------------------------------------------------------------------
@@ -146,11 +173,12 @@ def test_param_text_and_artifact_folders() -> None:
     assert artifact_dir("../../etc/passwd") == "etc"  # never above the run's artifact root
 
 
-def test_config_artifact_hides_passwords_in_logger_params() -> None:
-    from qa_mlflow.settings import redact_config
+def test_the_config_the_plugin_logs_hides_passwords_and_tokens_in_logger_params() -> None:
+    # The plugin logs RunContext.config as is: the core's RunConfig.public() has redacted it.
+    from qa_core.config import RunConfig
 
-    config = {"epochs": 3, "logger_params": {"mlflow": {"tracking_uri": "https://me:s3cret@h/", "experiment": "e"}}}
-    redacted = redact_config(config)
-    assert redacted["logger_params"]["mlflow"] == {"tracking_uri": "https://me:***@h/", "experiment": "e"}
-    assert redacted["epochs"] == 3
-    assert config["logger_params"]["mlflow"]["tracking_uri"] == "https://me:s3cret@h/"  # the original is untouched
+    config = RunConfig(plugin="bow", logger_params={"mlflow": {"tracking_uri": "https://me:s3cret@h/", "experiment": "e"}, "x": {"uri": "https://t0ken@h"}})
+    public = config.public()
+    assert public["logger_params"]["mlflow"] == {"tracking_uri": "https://me:<redacted>@h/", "experiment": "e"}
+    assert public["logger_params"]["x"] == {"uri": "https://<redacted>@h"}
+    assert config.logger_params["mlflow"]["tracking_uri"] == "https://me:s3cret@h/"  # the original is untouched

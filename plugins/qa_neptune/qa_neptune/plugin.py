@@ -3,7 +3,7 @@
 This module imports neither neptune nor the session module at import time, so ``qa --help`` and
 ``qa plugins`` stay fast and work when the client is missing. Each hook hands its call to the
 run's :class:`~qa_neptune.session.NeptuneSession`, kept in ``run.stash["neptune"]`` from
-``qa_log_run_start`` on; the session never raises into the core.
+``qa_log_run_start`` on; a failure is raised to the core as one line (:mod:`qa_core.tracking.sessions`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _open(run: RunContext) -> Any:
 
 
 # run start opens the session and keeps it in run.stash["neptune"]; the other hooks hand it their call
-hooks = SessionHooks(NAME, _open)
+hooks = SessionHooks(_open, NAME)
 qa_log_run_start = hooks.qa_log_run_start
 qa_log_params = hooks.qa_log_params
 qa_log_metrics = hooks.qa_log_metrics

@@ -4,9 +4,11 @@ A :class:`NeptuneSession` lives in ``run.stash["neptune"]`` from ``qa_log_run_st
 calls the tracker hooks on a worker thread of their own, in order, so a session is only ever used
 by one thread at a time (neptune's own background threads aside).
 
-Failing soft: when the settings are unusable, ``neptune.init_run`` raises, or a later call into
-the client raises, the session prints one line on stderr naming the plugin, stops its Neptune run
-(briefly) and ignores the rest of the run. Training and the local run directory never notice.
+Faults follow the one contract of every session tracker (:mod:`qa_core.tracking.sessions`): when
+the settings are unusable, ``neptune.init_run`` raises, or a later call into the client raises,
+the method raises; the core turns that into one redacted line on stderr, :meth:`abort` stops the
+Neptune run (briefly), and the tracker is off for the rest of the run. Training and the local run
+directory never notice.
 
 Field layout (the metric names are the core's, unchanged):
 
@@ -34,9 +36,7 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
-import sys
 import tempfile
 import threading
 import warnings
@@ -44,10 +44,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from qa_core import RunContext
+from qa_core.tracking.sessions import TrackerSession, TrackingError
 
 from .settings import DATA_DIR_ENV, DATA_DIR_NAME, Settings, SettingsError, resolve
 
-PLUGIN = "neptune"
 #: One fixed namespace instead of neptune's per-host/pid/thread hash, so every run (LSTM or
 #: Transformer, any machine) has the same field paths.
 MONITORING_NAMESPACE = "monitoring"
@@ -57,17 +57,9 @@ STOP_AFTER_FAILURE_SECONDS = 1.0
 #: (neptune's own default is 300 s, longer than many qa runs).
 NO_PROGRESS_SECONDS = 30.0
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _NEPTUNE_LOGGERS = ("neptune", "neptune_no_prefix")
 # NEPTUNE_DATA_DIRECTORY is process-wide and read while a run is created: one creation at a time.
 _DATA_DIR_LOCK = threading.Lock()
-
-
-def _warn(line: str) -> None:
-    # tqdm.write keeps the line from tearing the progress bar drawn by the training thread.
-    from tqdm import tqdm
-
-    tqdm.write(line, file=sys.stderr)
 
 
 def import_neptune(verbose: bool) -> Any:
@@ -87,20 +79,6 @@ def import_neptune(verbose: bool) -> Any:
         # Inserted first, so the latest run's choice wins over an earlier run's in this process.
         warnings.filterwarnings("default" if verbose else "ignore", category=category)
     return neptune
-
-
-def describe_error(exc: BaseException, secrets: list[str]) -> str:
-    """``Type: first line`` of a client exception (they are multi-line, coloured banners)."""
-    text = _ANSI.sub("", str(exc))
-    lines = [line.strip() for line in text.splitlines()]
-    first = next((line for line in lines if line and not line.startswith("----")), "")
-    return redact(f"{type(exc).__name__}: {first}" if first else type(exc).__name__, secrets)
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "<redacted>")
-    return text
 
 
 def plain(value: Any) -> Any:
@@ -157,71 +135,47 @@ def _tracker_timeout() -> float | None:
     return tracker_timeout()
 
 
-class NeptuneSession:
+class NeptuneSession(TrackerSession):
     """The per-run state of the neptune tracker; see the module docstring."""
 
-    def __init__(self, context: RunContext, warn: Callable[[str], None] = _warn):
-        self.context = context
-        self.warn = warn
+    def __init__(self, context: RunContext):
+        super().__init__(context)
         self.settings: Settings | None = None
         #: The ``neptune.Run``; None until started, and when Neptune could not start.
         self.run: Any = None
-        #: Why tracking is off for this run (None while it works).
-        self.off_reason: str | None = None
         #: Set when the server stopped accepting data during the run (async mode).
         self.stalled = False
         self._warned = False
-        self._secrets: list[str] = []
         self._top_epochs: set[str] = set()
         self._at_exit: Callable[[], None] | None = None
         self._scratch: Path | None = None
-
-    # -- state -------------------------------------------------------------------------------
-
-    @property
-    def active(self) -> bool:
-        return self.run is not None and self.off_reason is None
 
     @property
     def mode(self) -> str | None:
         return self.settings.mode if self.settings else None
 
+    def secrets(self) -> list[str]:
+        return self.settings.secrets() if self.settings else []
+
     def _say_once(self, line: str) -> None:
         if not self._warned:
             self._warned = True
-            self.warn(redact(line, self._secrets))
+            self.say(line)
 
-    def switch_off(self, reason: str) -> None:
-        """Stop logging for the rest of the run, with one line on stderr saying why."""
-        if self.off_reason is not None:
-            return
-        self.off_reason = reason
-        self._say_once(
-            f"qa: {PLUGIN}: {reason}; Neptune tracking is off for the rest of this run "
-            "(training goes on, the local run directory has everything)"
-        )
+    def abort(self, reason: str) -> None:
+        # The tracker is being switched off: give the run a moment to flush, never longer.
+        if self._at_exit is not None:
+            atexit.unregister(self._at_exit)
+            self._at_exit = None
         if self.run is not None:
             with contextlib.suppress(Exception):
                 self.run.stop(seconds=STOP_AFTER_FAILURE_SECONDS)
         self._remove_scratch()
 
-    def _guard(self, what: str, action: Callable[..., None], *args: Any) -> None:
-        if not self.active:
-            return
-        try:
-            action(*args)
-        except Exception as exc:  # noqa: BLE001 - the client's errors must never reach training
-            self.switch_off(f"{what} failed ({describe_error(exc, self._secrets)})")
-
     # -- start -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        context = self.context
-        try:
-            settings = resolve(context.params_for(PLUGIN), tracker_timeout=_tracker_timeout())
-        except SettingsError as exc:
-            self.switch_off(str(exc))
-            return
+        settings = resolve(self.options, tracker_timeout=_tracker_timeout())
         if settings.mode == "debug" and not settings.set_data_dir:
             # Debug runs still keep a small working folder (run metadata, upload staging) under
             # .neptune/: give it a scratch directory, removed when the run stops, so a debug run
@@ -231,47 +185,48 @@ class NeptuneSession:
                 settings, neptune_dir=self._scratch / DATA_DIR_NAME, sync_path=self._scratch, set_data_dir=True
             )
         self.settings = settings
-        self._secrets = settings.secrets()
         try:
             neptune = import_neptune(settings.verbose)
         except ImportError as exc:
-            self.switch_off(f"the neptune client is not installed ({exc})")
-            return
-        tags = list(dict.fromkeys((*context.tags, *settings.tags)))
+            raise TrackingError(f"the neptune client is not installed ({exc})") from exc
         try:
             with _data_directory(settings):
-                self.run = neptune.init_run(
-                    project=settings.project,
-                    api_token=settings.api_token,
-                    mode=settings.mode,
-                    name=settings.name or context.config.get("name") or context.run_id,
-                    description=f"qa run {context.run_id}: {context.plugin} on {context.dataset}",
-                    tags=tags or None,
-                    # The console belongs to qa (progress bars, epoch lines): capturing it would
-                    # ship every bar refresh. Source files and git info are not ours to upload.
-                    capture_stdout=False,
-                    capture_stderr=False,
-                    capture_traceback=False,
-                    capture_hardware_metrics=settings.hardware,
-                    monitoring_namespace=MONITORING_NAMESPACE,
-                    source_files=[],
-                    git_ref=False,
-                    async_no_progress_callback=self._on_no_progress,
-                    async_no_progress_threshold=NO_PROGRESS_SECONDS,
-                )
+                self.run = neptune.init_run(**self._init_arguments(settings))
         except Exception as exc:  # noqa: BLE001 - bad token, unreachable server, bad project, ...
-            self.switch_off(f"could not start a Neptune run in {settings.mode} mode ({describe_error(exc, self._secrets)})")
-            return
+            raise TrackingError(f"could not start a Neptune run in {settings.mode} mode ({self.describe(exc)})") from exc
         # Neptune's own exit hook waits for every unsent operation without a limit; ours runs
         # first (atexit is last-in, first-out) and bounds that wait.
         self._at_exit = self._stop_at_exit
         atexit.register(self._at_exit)
-        self._guard("writing the run's fields", self._write_run_fields)
+        self._write_run_fields()
+
+    def _init_arguments(self, settings: Settings) -> dict[str, Any]:
+        context = self.context
+        tags = list(dict.fromkeys((*context.tags, *settings.tags)))
+        return dict(
+            project=settings.project,
+            api_token=settings.api_token,
+            mode=settings.mode,
+            name=settings.name or context.config.get("name") or context.run_id,
+            description=f"qa run {context.run_id}: {context.plugin} on {context.dataset}",
+            tags=tags or None,
+            # The console belongs to qa (progress bars, epoch lines): capturing it would ship
+            # every bar refresh. Source files and git info are not ours to upload.
+            capture_stdout=False,
+            capture_stderr=False,
+            capture_traceback=False,
+            capture_hardware_metrics=settings.hardware,
+            monitoring_namespace=MONITORING_NAMESPACE,
+            source_files=[],
+            git_ref=False,
+            async_no_progress_callback=self._on_no_progress,
+            async_no_progress_threshold=NO_PROGRESS_SECONDS,
+        )
 
     def _write_run_fields(self) -> None:
         context, run = self.context, self.run
         run["run/id"] = context.run_id
-        run["run/dir"] = str(Path(context.run_dir).resolve())
+        run["run/dir"] = str(context.run_dir)
         run["run/plugin"] = context.plugin
         run["run/plugin_version"] = context.plugin_version
         run["run/framework"] = context.framework or ""
@@ -285,83 +240,68 @@ class NeptuneSession:
         self.stalled = True
         where = self.settings.neptune_dir if self.settings else "the .neptune directory"
         self._say_once(
-            f"qa: {PLUGIN}: the Neptune server is not accepting data; training goes on and the data "
+            f"the Neptune server is not accepting data; training goes on and the data "
             f"waits in {where} (send it later with `{sync_command(self.settings)}`)"
         )
 
     # -- logging -----------------------------------------------------------------------------
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        def write() -> None:
-            for name, value in params.items():
-                self.run[f"parameters/{name}"] = plain(value)
-
-        self._guard("logging parameters", write)
+        for name, value in params.items():
+            self.run[f"parameters/{name}"] = plain(value)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        def write() -> None:
-            for name, value in metrics.items():
-                number = float(value)
-                # neptune drops non-finite floats itself, with a console warning; the local
-                # metrics.jsonl keeps them, so skipping here loses nothing.
-                if math.isfinite(number):
-                    self.run[name].append(number, step=step)
+        for name, value in metrics.items():
+            number = float(value)
+            # neptune drops non-finite floats itself, with a console warning; the local
+            # metrics.jsonl keeps them, so skipping here loses nothing.
+            if math.isfinite(number):
+                self.run[name].append(number, step=step)
 
-        self._guard(f"logging epoch {step}", write)
-
-    def log_summary(self, values: Mapping[str, Any]) -> None:
-        def write() -> None:
-            new_top = {name.split("/", 2)[1] for name in values if name.startswith("top_epochs/")}
-            if new_top:
-                # The top-k arrives whole each time: ranks it no longer has are removed.
-                for rank in sorted(self._top_epochs - new_top):
-                    if self.run.exists(f"top_epochs/{rank}"):
-                        self.run.pop(f"top_epochs/{rank}")
-                self._top_epochs = new_top
-            for name, value in values.items():
-                if value is None:
-                    if self.run.exists(name):
-                        self.run.pop(name)
-                    continue
-                if isinstance(value, float) and not math.isfinite(value):
-                    continue
-                self.run[name] = plain(value)
-
-        self._guard("logging summary values", write)
+    def log_summary(self, values: Mapping[str, Any], step: int) -> None:
+        # Neptune keeps single-value fields: the step is not needed.
+        new_top = {name.split("/", 2)[1] for name in values if name.startswith("top_epochs/")}
+        if new_top:
+            # The top-k arrives whole each time: ranks it no longer has are removed.
+            for rank in sorted(self._top_epochs - new_top):
+                if self.run.exists(f"top_epochs/{rank}"):
+                    self.run.pop(f"top_epochs/{rank}")
+            self._top_epochs = new_top
+        for name, value in values.items():
+            if value is None:
+                if self.run.exists(name):
+                    self.run.pop(name)
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                continue
+            self.run[name] = plain(value)
 
     def log_artifact(self, path: Path, name: str) -> None:
-        def write() -> None:
-            from neptune.types import File
+        from neptune.types import File
 
-            source = Path(path)
-            if self.settings is not None and self.settings.mode == "debug":
-                self.run[name].upload(str(source))  # kept in memory only: no copy needed
-                return
-            # Offline and async runs send files later (`neptune sync`, the background thread) and
-            # read them then: upload a snapshot so later changes to the run directory (best
-            # replaced, the directory moved or cleaned) cannot change or lose what was logged.
-            extension = source.name.split(".", 1)[1] if "." in source.name else ""
-            self.run[name].upload(File.from_content(source.read_bytes(), extension=extension))
-
-        self._guard(f"uploading {name}", write)
+        source = Path(path)
+        if self.mode == "debug":
+            self.run[name].upload(str(source))  # kept in memory only: no copy needed
+            return
+        # Offline and async runs send files later (`neptune sync`, the background thread) and
+        # read them then: upload a snapshot so later changes to the run directory (best
+        # replaced, the directory moved or cleaned) cannot change or lose what was logged.
+        extension = source.name.split(".", 1)[1] if "." in source.name else ""
+        self.run[name].upload(File.from_content(source.read_bytes(), extension=extension))
 
     # -- end ---------------------------------------------------------------------------------
 
     def end(self, status: str, summary: Mapping[str, Any]) -> None:
-        def write() -> None:
-            run = self.run
-            run["run/status"] = status
-            for key in ("seconds", "epochs_run"):
-                if isinstance(summary.get(key), (int, float)):
-                    run[f"run/{key}"] = plain(summary[key])
-            if status == "failed":
-                run["sys/failed"] = True
-
-        self._guard("closing the run", write)
-        if not self.active or self.settings is None:
-            return
-        if self.settings.mode == "debug":
+        run = self.run
+        run["run/status"] = status
+        for key in ("seconds", "epochs_run"):
+            if isinstance(summary.get(key), (int, float)):
+                run[f"run/{key}"] = plain(summary[key])
+        if status == "failed":
+            run["sys/failed"] = True
+        if self.mode == "debug":
             return  # kept open so it can be read back; close() stops it
+        assert self.settings is not None
         self._stop(self.settings.stop_timeout)
         self._report_local_data()
 
@@ -376,9 +316,8 @@ class NeptuneSession:
             self._at_exit = None
         try:
             self.run.stop(seconds=seconds)
-        except Exception as exc:  # noqa: BLE001
-            self.switch_off(f"stopping the run failed ({describe_error(exc, self._secrets)})")
-        self._remove_scratch()
+        finally:
+            self._remove_scratch()
 
     def _stop_at_exit(self) -> None:
         with contextlib.suppress(Exception):
@@ -404,14 +343,14 @@ class NeptuneSession:
             where = self.container_dirs()
             run_uuid = getattr(self.run, "_id", None)
             target = f" --object offline/{run_uuid}" if run_uuid else " --offline-only"
-            self.warn(
-                f"qa: {PLUGIN}: offline run saved in {where[0] if where else settings.neptune_dir}; "
+            self.say(
+                f"offline run saved in {where[0] if where else settings.neptune_dir}; "
                 f"send it to a Neptune server with `{sync_command(settings)}{target}`"
             )
         elif settings.mode == "async" and self.container_dirs():
             # An async run whose queue did not drain before stop_timeout: the rest waits on disk.
             self._say_once(
-                f"qa: {PLUGIN}: not everything reached the Neptune server within {settings.stop_timeout:g}s; "
+                f"not everything reached the Neptune server within {settings.stop_timeout:g}s; "
                 f"the rest is kept in {settings.neptune_dir} (send it with `{sync_command(settings)}`)"
             )
 

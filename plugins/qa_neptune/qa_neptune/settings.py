@@ -1,7 +1,9 @@
 """Connection settings: ``--logger-param neptune.KEY=VALUE`` options over environment variables.
 
-Pure Python, no neptune import: it runs (and is tested) without the client, and a bad option is
-reported before any connection is tried.
+Pure Python, no neptune import: it runs (and is tested) without the client. The core has already
+converted and checked the options against :data:`PARAMS` (an unknown or secret-looking key, a bad
+number never gets here) and filled in the defaults; this module adds what the core cannot know:
+the environment, and which combinations can work.
 
 Precedence: a ``--logger-param`` option, then neptune's own environment variable
 (``NEPTUNE_PROJECT``, ``NEPTUNE_MODE``, ``NEPTUNE_DATA_DIRECTORY``), then the default. The token is
@@ -17,10 +19,10 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from qa_core import Param
-from qa_core.config import looks_secret
+from qa_core.tracking.sessions import TrackingError
 
 TOKEN_ENV = "NEPTUNE_API_TOKEN"
 PROJECT_ENV = "NEPTUNE_PROJECT"
@@ -62,13 +64,10 @@ PARAMS: tuple[Param, ...] = (
     Param("hardware", bool, False, "also record CPU and memory use under monitoring/"),
     Param("verbose", bool, False, "let neptune's own log lines and warnings through to the console"),
 )
-KNOWN = {param.name: param for param in PARAMS}
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+DEFAULTS = {param.name: param.default for param in PARAMS}
 
 
-class SettingsError(ValueError):
+class SettingsError(TrackingError):
     """An option or environment that cannot work; the message is shown as is."""
 
 
@@ -112,42 +111,17 @@ def _api_key(token: str | None) -> str | None:
     return key if isinstance(key, str) and key else None
 
 
-def _bool(name: str, text: str) -> bool:
-    value = text.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise SettingsError(f"--logger-param neptune.{name}: expected true/false, got {text!r}")
-
-
-def _float(name: str, text: str, minimum: float) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise SettingsError(f"--logger-param neptune.{name}: expected a number, got {text!r}") from None
-    if not value >= minimum:  # also catches NaN
-        raise SettingsError(f"--logger-param neptune.{name}: must be >= {minimum:g}, got {text!r}")
-    return value
-
-
 def resolve(
-    options: Mapping[str, str],
+    options: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     tracker_timeout: float | None = None,
 ) -> Settings:
-    """Settings for one run, or SettingsError naming the option that cannot work."""
+    """Settings for one run from the core's typed options (``run.options``), or SettingsError
+    naming what cannot work. Options left out take :data:`PARAMS`' defaults."""
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
-    for key in options:
-        if looks_secret(key):  # the core's own test for a secret-looking option name
-            raise SettingsError(
-                f"--logger-param neptune.{key} is not accepted: a token on the command line ends up in "
-                f"shell history and process lists; set the environment variable {TOKEN_ENV} instead"
-            )
-        if key not in KNOWN:
-            raise SettingsError(f"--logger-param neptune.{key}: unknown option; known: {', '.join(KNOWN)}")
+    options = {**DEFAULTS, **options}
 
     token = env.get(TOKEN_ENV) or None
     mode = (options.get("mode") or env.get(MODE_ENV) or ("async" if token else "offline")).strip().lower()
@@ -171,13 +145,13 @@ def resolve(
         sync_path = neptune_dir.parent if neptune_dir.name == DATA_DIR_NAME else neptune_dir
         set_data_dir = False
 
-    stop_timeout = _float("stop_timeout", options["stop_timeout"], 0.0) if "stop_timeout" in options else DEFAULT_STOP_TIMEOUT
+    stop_timeout = float(options["stop_timeout"])
     if tracker_timeout is not None:
         # Leave the core time to see run end finish: past QA_TRACKER_TIMEOUT it gives up on us
         # and our closing message would be lost.
         stop_timeout = min(stop_timeout, max(0.0, tracker_timeout * 0.5))
 
-    extra_tags = tuple(tag.strip() for tag in options.get("tags", "").split(",") if tag.strip())
+    extra_tags = tuple(tag.strip() for tag in options["tags"].split(",") if tag.strip())
     return Settings(
         mode=mode,
         project=project,
@@ -187,7 +161,7 @@ def resolve(
         sync_path=sync_path,
         set_data_dir=set_data_dir,
         stop_timeout=stop_timeout,
-        hardware=_bool("hardware", options["hardware"]) if "hardware" in options else False,
-        verbose=_bool("verbose", options["verbose"]) if "verbose" in options else False,
+        hardware=bool(options["hardware"]),
+        verbose=bool(options["verbose"]),
         api_token=token,
     )

@@ -46,25 +46,12 @@ def test_the_environment_data_directory_is_used_as_is(tmp_path: Path) -> None:
     assert not settings.set_data_dir
 
 
-@pytest.mark.parametrize("key", ["api_token", "API_TOKEN", "token", "api-key", "password"])
-def test_a_token_option_is_refused_without_echoing_it(key: str, tmp_path: Path) -> None:
-    with pytest.raises(SettingsError) as caught:
-        resolve({key: TOKEN}, env={}, cwd=tmp_path)
-    assert "NEPTUNE_API_TOKEN" in str(caught.value)
-    assert TOKEN not in str(caught.value)
-
-
 @pytest.mark.parametrize(
     ("options", "env", "expected"),
     [
-        ({"projet": "a/b"}, {}, "unknown option"),
-        ({"mode": "read-only"}, {}, "expected one of"),
         ({}, {"NEPTUNE_MODE": "bogus"}, "NEPTUNE_MODE"),
         ({"mode": "async", "project": "a/b"}, {}, "NEPTUNE_API_TOKEN"),
         ({"mode": "sync"}, {"NEPTUNE_API_TOKEN": TOKEN}, "needs a project"),
-        ({"stop_timeout": "soon"}, {}, "expected a number"),
-        ({"stop_timeout": "-1"}, {}, "must be >= 0"),
-        ({"hardware": "maybe"}, {}, "expected true/false"),
     ],
 )
 def test_unusable_settings_name_the_problem(options: dict, env: dict, expected: str, tmp_path: Path) -> None:
@@ -72,9 +59,53 @@ def test_unusable_settings_name_the_problem(options: dict, env: dict, expected: 
         resolve(options, env=env, cwd=tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("neptune.projet=a/b", "neptune.projet: unknown parameter for plugin 'neptune'"),
+        ("neptune.mode=read-only", "neptune.mode: expected one of async, sync, offline, debug"),
+        ("neptune.stop_timeout=soon", "neptune.stop_timeout: expected float"),
+        ("neptune.stop_timeout=-1", "neptune.stop_timeout: must be >= 0.0"),
+        ("neptune.hardware=maybe", "neptune.hardware: expected true/false"),
+    ],
+)
+def test_the_core_checks_the_options_before_they_reach_the_plugin(option: str, expected: str) -> None:
+    # The core converts and checks --logger-param values against PARAMS: the plugin has no parser.
+    from qa_core.errors import ConfigError
+    from qa_core.plugins import load_plugins
+    from qa_core.config import parse_logger_params
+    from qa_core.tracking.options import resolve_tracker_options
+
+    with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
+        resolve_tracker_options(load_plugins(), ["neptune"], parse_logger_params([option]))
+
+
+def test_the_plugin_gets_typed_options_with_every_default() -> None:
+    from qa_core.config import parse_logger_params
+    from qa_core.plugins import load_plugins
+    from qa_core.tracking.options import resolve_tracker_options
+
+    options = resolve_tracker_options(load_plugins(), ["neptune"], parse_logger_params(["neptune.hardware=yes", "neptune.stop_timeout=5"]))
+    assert options["neptune"] == {
+        "project": "", "mode": "", "name": "", "tags": "", "data_dir": "", "stop_timeout": 5.0, "hardware": True, "verbose": False,
+    }
+
+
+@pytest.mark.parametrize("key", ["api_token", "API_TOKEN", "token", "api-key", "password"])
+def test_a_token_option_is_refused_by_the_core_without_echoing_it(key: str) -> None:
+    from qa_core.errors import ConfigError
+    from qa_core.plugins import load_plugins
+    from qa_core.tracking.options import resolve_tracker_options
+
+    with pytest.raises(ConfigError) as caught:
+        resolve_tracker_options(load_plugins(), ["neptune"], {"neptune": {key: TOKEN}})
+    assert "secrets are not taken on the command line" in str(caught.value)
+    assert TOKEN not in str(caught.value)
+
+
 def test_stop_timeout_stays_below_the_core_tracker_timeout(tmp_path: Path) -> None:
-    assert resolve({"stop_timeout": "15"}, env={}, cwd=tmp_path, tracker_timeout=30).stop_timeout == 15
-    assert resolve({"stop_timeout": "15"}, env={}, cwd=tmp_path, tracker_timeout=4).stop_timeout == 2
+    assert resolve({"stop_timeout": 15.0}, env={}, cwd=tmp_path, tracker_timeout=30).stop_timeout == 15
+    assert resolve({"stop_timeout": 15.0}, env={}, cwd=tmp_path, tracker_timeout=4).stop_timeout == 2
 
 
 def test_secrets_cover_the_token_and_the_key_inside_it(tmp_path: Path) -> None:
