@@ -1,8 +1,9 @@
 """The ``tensorboard`` entry point: the tracker hooks the core calls, and nothing heavier.
 
 The writer (tensorboardX) is imported only when a run starts, so ``qa --help`` and ``qa plugins``
-stay fast. Faults follow the core's rule for every tracker: a hook that raises switches this
-tracker off for the rest of the run with one warning, and training goes on.
+stay fast. Faults follow the one contract of every session tracker (:mod:`qa_core.tracking.sessions`):
+a hook that raises switches this tracker off for the rest of the run with one line saying why, and
+training goes on.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _open(run: RunContext) -> Any:
     return TensorBoardSession(run)
 
 
-hooks = SessionHooks(NAME, _open)
+hooks = SessionHooks(_open, NAME)
 qa_log_run_start = hooks.qa_log_run_start
 qa_log_params = hooks.qa_log_params
 qa_log_metrics = hooks.qa_log_metrics

@@ -40,9 +40,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from qa_core import RunContext
-from qa_core.plugins import resolve_params
+from qa_core.tracking.sessions import TrackerSession
 
-from . import NAME
 
 #: The metrics the HParams dashboard shows beside the hyperparameters.
 HPARAM_METRICS = ("metrics/val/accuracy", "metrics/val/loss", "best/accuracy", "metrics/test/accuracy", "metrics/test/loss")
@@ -69,15 +68,13 @@ def hparam_value(value: Any) -> Any:
     return json.dumps(value, default=str, sort_keys=True)
 
 
-class TensorBoardSession:
+class TensorBoardSession(TrackerSession):
     """The per-run state of the tensorboard tracker; see the module docstring."""
 
     def __init__(self, context: RunContext):
-        from qa_tensorboard.plugin import qa_describe
-
-        self.context = context
-        options = resolve_params(NAME, qa_describe(), context.params_for(NAME), option=f"--logger-param {NAME}.")
-        self.logdir = Path(options["logdir"]) / context.run_id if options["logdir"] else default_logdir(context)
+        super().__init__(context)
+        logdir = self.options.get("logdir")  # typed, default filled in, by the core
+        self.logdir = Path(logdir) / context.run_id if logdir else default_logdir(context)
         self.file: Any = None
         resumed = context.resumed_after_epoch
         #: The step summaries go to: the newest epoch this process logged (or the one a resume
@@ -124,14 +121,14 @@ class TensorBoardSession:
         self._scalars(metrics, int(step))
         self.file.flush()  # one epoch at a time: the dashboard shows it while the run goes on
 
-    def log_summary(self, values: Mapping[str, Any]) -> None:
+    def log_summary(self, values: Mapping[str, Any], step: int) -> None:
         # Kept for the text summary at the end; the top-k list always comes whole.
         top = {k: v for k, v in values.items() if k.startswith("top_epochs/")}
         if top:
             self.top = top
         self.best.update({k: v for k, v in values.items() if k.startswith("best/")})
         if not self.replaying:
-            self._scalars({k: v for k, v in values.items() if not k.startswith("top_epochs/")}, self.step)
+            self._scalars({k: v for k, v in values.items() if not k.startswith("top_epochs/")}, step)
 
     def log_artifact(self, path: Path, name: str) -> None:
         """TensorBoard keeps no files; the run directory already holds them."""
