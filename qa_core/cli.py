@@ -59,6 +59,8 @@ def run(
     tag: List[str] = typer.Option([], "--tag", help="Tag for the run (repeatable)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars [default: when stderr is a terminal]."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its last finished epoch (give its run directory; --epochs may extend it)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds: one run per seed, in a group directory with their aggregate (mean, sd, interval)."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", help="N runs with seeds --seed, --seed+1, ... as one group (like --seeds)."),
     traceback: bool = TracebackOption,
 ) -> None:
     """Train a model plugin, keep its best checkpoints and score it on the test split."""
@@ -96,6 +98,14 @@ def run(
         merged_logger_params.setdefault(tracker, {}).update(options)
     values["logger_params"] = merged_logger_params
     values["tags"] = [*values.get("tags", []), *tag]
+    from .analysis.groups import parse_seeds, run_group
+
+    group_seeds = parse_seeds(seeds, repeats, int(values.get("seed", 0) or 0))
+    if group_seeds is not None:
+        if resume is not None:
+            raise ConfigError("--seeds/--repeats: not with --resume (resume each member run on its own)")
+        run_group(RunConfig(**values), group_seeds)
+        return
     run_training(RunConfig(**values), resume=resume)
 
 

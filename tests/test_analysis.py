@@ -312,10 +312,13 @@ def test_report_holds_every_table_and_embedded_plot(qa, probed, tiny_data, tmp_p
     header, *rows = page.tables["cells"]
     nouns = [int(h.split()[0]) for h in header[1:]]
     assert nouns == [8, 15, 30]
+    from qa_core.metrics import wilson
+
     for row in rows:
         for n, text in zip(nouns, row[1:]):
             accuracy, count = expected[(row[0], n)]
-            assert text == f"{accuracy:.3f} ({count})"
+            low, high = wilson(round(accuracy * count), count)
+            assert text == f"{accuracy:.3f} [{float(low):.2f}, {float(high):.2f}] ({count})"
     assert [row[0] for row in rows] == ["simple", "dense", "superdense"]
 
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -323,6 +326,8 @@ def test_report_holds_every_table_and_embedded_plot(qa, probed, tiny_data, tmp_p
     total = sum(count for _, count in expected.values())
     assert float(overall["accuracy"]) == pytest.approx(sum(a * c for a, c in expected.values()) / total, abs=5e-5)
     assert int(overall["count"]) == total
+    low, high = wilson(round(float(overall["accuracy"]) * total), total)
+    assert overall["accuracy 95% interval"] == f"[{float(low):.2f}, {float(high):.2f}]"
     confusion = page.tables["confusion"]
     assert [int(v) for v in confusion[1][1:] + confusion[2][1:]] == [summary["values"][f"test/confusion/{k}"] for k in ("tn", "fp", "fn", "tp")]
     facts = dict(page.tables["summary"][1:])
@@ -418,13 +423,30 @@ def test_compare_puts_runs_of_two_frameworks_side_by_side(qa, bow_run, cutoff_ru
     rows = {parts[0]: parts[1:] for parts in (re.split(r"\s{2,}", line.strip()) for line in lines) if len(parts) >= 3}
     assert rows["framework"] == ["numpy", "rules"]
     assert rows["plugin"] == ["bow 0.1.0", "cutoff 0.0.1"]
-    for category, nouns in runs[1]:
+    # "better" means significant: exact McNemar on the paired records (scipy), Holm over the cells
+    from scipy.stats import binomtest
+
+    from qa_core.analysis.significance import holm
+    from qa_core.metrics import wilson
+
+    wrong = {json.loads(line)["id"] for line in (bow_run / "eval" / "misclassified.jsonl").read_text().splitlines()}
+    cells = list(runs[1])
+    discordant = {cell: [0, 0] for cell in cells}
+    for e in test:
+        bow_right, cutoff_right = e.id not in wrong, cutoff_says_yes(e) == e.answer
+        if bow_right != cutoff_right:
+            discordant[(e.category, e.noun_count)][0 if bow_right else 1] += 1
+    p_values = [binomtest(b, b + c, 0.5).pvalue if b + c else 1.0 for b, c in (discordant[cell] for cell in cells)]
+    for (category, nouns), p_holm in zip(cells, holm(p_values)):
         texts = rows[f"{category}/noun_{nouns}"]
         accuracy = [runs[r][(category, nouns)][0] for r in range(2)]
         for r in range(2):
-            assert texts[r].startswith(f"{accuracy[r]:.3f} ({runs[r][(category, nouns)][1]})")
-        marked = [text.endswith(" *") for text in texts]
-        assert marked == ([a == max(accuracy) for a in accuracy] if accuracy[0] != accuracy[1] else [False, False])
+            count = runs[r][(category, nouns)][1]
+            low, high = wilson(round(accuracy[r] * count), count)
+            assert texts[r].startswith(f"{accuracy[r]:.3f} [{float(low):.2f}, {float(high):.2f}] ({count})")
+        marked = [text.endswith(" *") for text in texts[:2]]
+        assert marked == ([a == max(accuracy) for a in accuracy] if p_holm < 0.05 else [False, False])
+        assert texts[2].startswith("no significant difference") == (p_holm >= 0.05)
     summaries = [json.loads((d / "summary.json").read_text()) for d in (bow_run, cutoff_run)]
     assert rows["best epoch"] == [f"{s['best']['epoch']} (val {s['best']['accuracy']:.4f})" for s in summaries]
     assert rows["training time (s)"] == [f"{s['seconds']:.1f}" for s in summaries]
@@ -436,9 +458,11 @@ def test_compare_puts_runs_of_two_frameworks_side_by_side(qa, bow_run, cutoff_ru
     by_name = {row["name"]: row for row in data["rows"]}
     accuracy = [s["test"]["accuracy"] for s in summaries]
     assert by_name["test accuracy"]["values"] == pytest.approx(accuracy)
-    assert by_name["test accuracy"]["better"] == ([int(np.argmax(accuracy))] if accuracy[0] != accuracy[1] else [])
+    overall_test = by_name["test accuracy"]["tests"][0]
+    assert overall_test["method"] == "mcnemar"
+    assert by_name["test accuracy"]["better"] == ([int(np.argmax(accuracy))] if overall_test["p"] < 0.05 else [])
     table = list(csv.reader(io.StringIO((out / "compare.csv").read_text())))
-    assert table[0] == ["row", bow_run.name, cutoff_run.name, "better"]
+    assert table[0] == ["row", bow_run.name, cutoff_run.name, "better", "significance"]
     assert float(dict((r[0], r[2]) for r in table[1:])["simple/noun_30"]) == 0.0
 
 
@@ -453,7 +477,8 @@ def test_compare_notes_runs_scored_on_different_test_sets(qa, bow_run, tiny_data
     result = qa("compare", str(bow_run), str(only_run(tmp_path / "runs")))
     assert result.code == 0, result.err
     assert "note: the runs' test sets differ" in result.out
-    assert re.search(r"^  superdense/noun_30\s+\S+ \(10\)\s+-$", result.out, re.M)  # a cell one run lacks
+    assert re.search(r"^  superdense/noun_30\s+\S+ \[\S+ \S+\] \(10\)\s+-$", result.out, re.M)  # a cell one run lacks
+    assert "unpaired two-proportion tests" in result.out
 
 
 # -------------------------------------------------------------------------------------------------

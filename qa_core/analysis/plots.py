@@ -1,10 +1,15 @@
 """PNG plots of a run's results, drawn with matplotlib (the optional ``qa-core[plots]`` extra).
 
-    accuracy_by_noun_count.png   accuracy against noun count, one line per category
-    cell_heatmap.png             category x noun-count accuracy, each cell annotated with its count
+    accuracy_by_noun_count.png   accuracy against noun count, one line per category, 95% error bars
+    cell_heatmap.png             category x noun-count accuracy, each cell annotated with its
+                                 95% interval and count
     confusion_matrix.png         true answer x predicted answer counts
     training_curves.png          train / validation loss and accuracy per epoch (metrics.jsonl)
-    compare.png                  accuracy per cell, one bar per run (``qa compare --plot``)
+    compare.png                  accuracy per cell, one bar per run (``qa compare --plot``), 95%
+                                 error bars
+
+Every accuracy is drawn with its Wilson 95% interval, and every accuracy axis has a dotted chance
+line at 0.5 (the questions are balanced yes/no).
 
 Every figure is a bare ``matplotlib.figure.Figure`` drawn on an Agg canvas: pyplot is never
 imported, so no window opens, no global figure state leaks between calls and no display is
@@ -115,9 +120,12 @@ def accuracy_by_noun_count(table: CellTable, title: str = "Accuracy by noun coun
     figure = _figure(SIZES[ACCURACY_BY_NOUN_COUNT])
     axes = figure.add_subplot()
     x = np.asarray(table.noun_counts)
+    low, high = table.interval
     for i, category in enumerate(table.categories):
         present = table.count[i] > 0
-        axes.plot(x[present], table.accuracy[i, present], marker="o", label=category)
+        errors = _error_bars(table.accuracy[i, present], np.stack([low[i, present], high[i, present]]))
+        axes.errorbar(x[present], table.accuracy[i, present], yerr=errors, marker="o", capsize=3, label=category)
+    _chance_line(axes)
     if threshold is not None:
         axes.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
     axes.set_xticks(x)
@@ -137,10 +145,11 @@ def cell_heatmap(table: CellTable, title: str = "Accuracy by category x noun cou
     figure = _figure(heatmap_size(len(table.categories), len(table.noun_counts)))
     axes = figure.add_subplot()
     masked = np.ma.masked_invalid(table.accuracy)
+    low, high = table.interval
     image = axes.imshow(masked, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
     for i in range(len(table.categories)):
         for j in range(len(table.noun_counts)):
-            text = f"{table.accuracy[i, j]:.2f}\nn={table.count[i, j]}" if table.count[i, j] else "-"
+            text = f"{table.accuracy[i, j]:.2f}\n[{low[i, j]:.2f}, {high[i, j]:.2f}]\nn={table.count[i, j]}" if table.count[i, j] else "-"
             axes.text(j, i, text, ha="center", va="center", fontsize=9)
     axes.set_xticks(range(len(table.noun_counts)), [str(n) for n in table.noun_counts])
     axes.set_yticks(range(len(table.categories)), list(table.categories))
@@ -190,15 +199,23 @@ def training_curves(history: EpochHistory, best_epoch: int | None = None, title:
             axes.set_xticks(history.epochs if len(history) <= 20 else history.epochs[:: math.ceil(len(history) / 20)])
         axes.grid(alpha=0.3)
         axes.legend(loc="best")
+    low, high = history.series.get("metrics/val/accuracy_low"), history.series.get("metrics/val/accuracy_high")
+    if low is not None and high is not None and np.isfinite(low).any():  # runs before intervals have none
+        accuracy_axes.fill_between(history.epochs, low, high, alpha=0.2, color="C1", label="validation 95% interval")
+    _chance_line(accuracy_axes)
+    accuracy_axes.legend(loc="best")
     accuracy_axes.set_ylim(-0.02, 1.02)
     figure.suptitle(title)
     figure.tight_layout()
     return figure
 
 
-def compare_chart(runs: Sequence[str], groups: Sequence[str], accuracy: np.ndarray, title: str = "Accuracy by cell") -> Any:
+def compare_chart(
+    runs: Sequence[str], groups: Sequence[str], accuracy: np.ndarray, title: str = "Accuracy by cell", interval: np.ndarray | None = None
+) -> Any:
     """Grouped bars: one group per cell (``groups``), one bar per run; ``accuracy`` is
-    ``[runs, groups]`` with NaN where a run has no such cell."""
+    ``[runs, groups]`` with NaN where a run has no such cell; ``interval`` ([2, runs, groups],
+    low and high) draws each bar's 95% interval as an error bar."""
     accuracy = np.asarray(accuracy, dtype=float)
     figure = _figure(compare_size(len(groups), len(runs)))
     axes = figure.add_subplot()
@@ -206,7 +223,9 @@ def compare_chart(runs: Sequence[str], groups: Sequence[str], accuracy: np.ndarr
     x = np.arange(len(groups))
     for r, label in enumerate(runs):
         present = np.isfinite(accuracy[r])  # a cell the run lacks leaves a gap, not a zero bar
-        axes.bar(x[present] + (r - (len(runs) - 1) / 2) * width, accuracy[r, present], width, label=label)
+        errors = _error_bars(accuracy[r, present], interval[:, r, present]) if interval is not None else None
+        axes.bar(x[present] + (r - (len(runs) - 1) / 2) * width, accuracy[r, present], width, label=label, yerr=errors, capsize=2, error_kw={"linewidth": 0.8})
+    _chance_line(axes)
     axes.set_xticks(x, list(groups), rotation=45, ha="right", fontsize=8)
     axes.set_ylabel("accuracy")
     axes.set_ylim(0, 1.05)
@@ -215,6 +234,19 @@ def compare_chart(runs: Sequence[str], groups: Sequence[str], accuracy: np.ndarr
     axes.legend(loc="best", fontsize=8)
     figure.tight_layout()
     return figure
+
+
+# -- intervals: every accuracy drawn with its 95% interval, and the chance line -------------------
+
+
+def _error_bars(values: np.ndarray, interval: np.ndarray) -> np.ndarray:
+    """matplotlib's ``yerr`` ([2, n]: distance down, distance up) from [low, high] bounds."""
+    return np.clip(np.stack([values - interval[0], interval[1] - values]), 0.0, None)
+
+
+def _chance_line(axes: Any) -> None:
+    """Accuracy 0.5: what answering at random scores on balanced yes/no questions."""
+    axes.axhline(0.5, color="black", linestyle=":", linewidth=0.8, alpha=0.6, label="chance 0.5")
 
 
 # -------------------------------------------------------------------------------------------------

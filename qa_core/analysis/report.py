@@ -38,6 +38,11 @@ figure { display: inline-block; margin: 0.5em; } img { max-width: 100%; border: 
 
 
 TEXT = ' class="text"'
+INTERVAL_NOTE = "Intervals: Wilson 95% (the uncertainty of this model's accuracy on a test set of this size)."
+INTERVAL_NOTE_GROUP = (
+    "A group of seeds: every figure is the mean over the seeds; accuracy intervals are the wider of the "
+    "across-seed 95% interval of the mean (Student's t) and the mean's Wilson 95% interval."
+)
 
 
 def _e(value: Any) -> str:
@@ -72,13 +77,28 @@ def _accuracy_colour(accuracy: float) -> str:
     return f"background: hsl({120 * max(0.0, min(1.0, accuracy)):.0f}, 70%, 80%)"
 
 
+def _interval(values: dict[str, Any], prefix: str) -> str:
+    """``[0.41, 0.61]``: the stored 95% bounds of ``<prefix>``, else Wilson's from its count."""
+    from ..metrics import wilson
+
+    low, high = values.get(f"{prefix}_low"), values.get(f"{prefix}_high")
+    if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
+        accuracy, count = values.get(prefix), values.get(f"{prefix.rsplit('/', 1)[0]}/count")
+        if not isinstance(accuracy, (int, float)) or not isinstance(count, (int, float)) or not prefix.endswith("accuracy"):
+            return "-"
+        low, high = (float(x) for x in wilson(round(accuracy * count), count))
+    return f"[{low:.2f}, {high:.2f}]"
+
+
 def cells_table(cells: CellTable, table_id: str = "cells") -> str:
     rows = []
+    low, high = cells.interval
     for i, category in enumerate(cells.categories):
         row: list[Any] = [category]
         for j in range(len(cells.noun_counts)):
             if cells.count[i, j]:
-                row.append((f"{cells.accuracy[i, j]:.3f} ({cells.count[i, j]})", _accuracy_colour(cells.accuracy[i, j])))
+                text = f"{cells.accuracy[i, j]:.3f} [{low[i, j]:.2f}, {high[i, j]:.2f}] ({cells.count[i, j]})"
+                row.append((text, _accuracy_colour(cells.accuracy[i, j])))
             else:
                 row.append("-")
         rows.append(row)
@@ -140,6 +160,7 @@ def build_report(run: RunRecord) -> tuple[str, list[str], str | None]:
                 ["best validation accuracy", _fmt(best.get("accuracy"))],
                 ["best validation loss", _fmt(best.get("loss"))],
                 ["best checkpoint", best.get("checkpoint", "-")],
+                *([["seeds", ", ".join(str(seed) for seed in run.summary["seeds"])]] if run.summary.get("seeds") else []),
                 ["test accuracy", _fmt(overall.get("accuracy"))],
                 ["test loss", _fmt(overall.get("loss"))],
             ],
@@ -149,7 +170,9 @@ def build_report(run: RunRecord) -> tuple[str, list[str], str | None]:
 
     parts.append("<h2>Test results</h2>")
     if overall:
-        parts.append(table("test-overall", ["accuracy", "loss", "precision", "recall", "f1", "count"], [[_fmt(overall.get(k)) for k in ("accuracy", "loss", "precision", "recall", "f1", "count")]], text_columns=0))
+        intervals = [_interval(values, f"metrics/test/{k}") for k in ("accuracy", "precision", "recall")]
+        parts.append(table("test-overall", ["accuracy", "loss", "precision", "recall", "f1", "count", "accuracy 95% interval", "precision 95% interval", "recall 95% interval"], [[_fmt(overall.get(k)) for k in ("accuracy", "loss", "precision", "recall", "f1", "count")] + intervals], text_columns=0))
+        parts.append(f'<p class="note">{_e(INTERVAL_NOTE_GROUP if run.summary.get("seeds") else INTERVAL_NOTE)}</p>')
         scored = (run.summary.get("test") or {}).get("scored_with")
         if scored:
             parts.append(f'<p class="note">Scored with the {_e(scored)}.</p>')
@@ -160,12 +183,12 @@ def build_report(run: RunRecord) -> tuple[str, list[str], str | None]:
         parts.append("<h3>Confusion matrix</h3>")
         parts.append(table("confusion", ["true \\ predicted", "no", "yes"], [["no", *confusion[0].tolist()], ["yes", *confusion[1].tolist()]]))
     if not cells.empty:
-        parts.append("<h3>Accuracy by category x noun count (sample count)</h3>")
+        parts.append("<h3>Accuracy by category x noun count [95% interval] (sample count)</h3>")
         parts.append(cells_table(cells))
         for kind, title, table_id in (("category", "category", "by-category"), ("noun_count", "noun count", "by-noun-count")):
-            rows = [[key, _fmt(g.get("accuracy")), _fmt(g.get("count")), _fmt(g.get("loss"))] for key, g in groups_from_values(values, kind).items()]
+            rows = [[key, _fmt(g.get("accuracy")), _fmt(g.get("count")), _fmt(g.get("loss")), _interval(values, f"test/by_{kind}/{key}/accuracy")] for key, g in groups_from_values(values, kind).items()]
             parts.append(f"<h3>By {title}</h3>")
-            parts.append(table(table_id, [title, "accuracy", "count", "loss"], rows))
+            parts.append(table(table_id, [title, "accuracy", "count", "loss", "accuracy 95% interval"], rows))
 
     errors = run.eval_json("errors.json")
     if isinstance(errors, dict):

@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..metrics import MetricsReport
 
 #: Names of the per-cell metrics: ``<split>/by_group/<category>/noun_<n>/<field>``.
-_CELL_NAME = re.compile(r"^(?P<split>[^/]+)/by_group/(?P<category>.+)/noun_(?P<nouns>\d+)/(?P<field>accuracy|count|loss)$")
+_CELL_NAME = re.compile(r"^(?P<split>[^/]+)/by_group/(?P<category>.+)/noun_(?P<nouns>\d+)/(?P<field>accuracy|count|loss|accuracy_low|accuracy_high)$")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class CellTable:
     accuracy: np.ndarray  # float64 [C, N], NaN where the cell is empty
     count: np.ndarray  # int64 [C, N], 0 where the cell is empty
     loss: np.ndarray  # float64 [C, N], NaN where the cell is empty
+    #: Stored 95% bounds ([C, N], NaN where absent: :attr:`interval` computes Wilson's then).
+    stored_low: np.ndarray | None = None
+    stored_high: np.ndarray | None = None
 
     @classmethod
     def from_cells(cls, cells: Mapping[tuple[str, int], Mapping[str, float]]) -> "CellTable":
@@ -49,12 +52,15 @@ class CellTable:
         count = np.zeros(shape, dtype=np.int64)
         row = {c: i for i, c in enumerate(categories)}
         col = {n: j for j, n in enumerate(noun_counts)}
+        low, high = np.full(shape, np.nan), np.full(shape, np.nan)
         for (category, nouns), values in cells.items():
             i, j = row[category], col[nouns]
             count[i, j] = int(values.get("count", 0))
             accuracy[i, j] = float(values.get("accuracy", math.nan))
             loss[i, j] = float(values.get("loss", math.nan))
-        return cls(categories, noun_counts, accuracy, count, loss)
+            low[i, j] = float(values.get("accuracy_low", math.nan))
+            high[i, j] = float(values.get("accuracy_high", math.nan))
+        return cls(categories, noun_counts, accuracy, count, loss, low, high)
 
     @classmethod
     def from_report(cls, report: MetricsReport) -> "CellTable":
@@ -73,6 +79,21 @@ class CellTable:
     @property
     def empty(self) -> bool:
         return not self.categories
+
+    @property
+    def interval(self) -> tuple[np.ndarray, np.ndarray]:
+        """95% interval of every cell's accuracy ([C, N] low, high; NaN where empty): the stored
+        bounds (Wilson for a run, across seeds for a group), else Wilson from the count and
+        accuracy, so runs written before intervals were stored get them too."""
+        from ..metrics import wilson
+
+        correct = np.round(np.nan_to_num(self.accuracy) * self.count)
+        low, high = wilson(correct, self.count)
+        if self.stored_low is not None and self.stored_high is not None:
+            stored = np.isfinite(self.stored_low) & np.isfinite(self.stored_high)
+            low, high = np.where(stored, self.stored_low, low), np.where(stored, self.stored_high, high)
+        empty = self.count == 0
+        return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
 
     def cells(self) -> list[tuple[str, int, float, int, float]]:
         """(category, nouns, accuracy, count, loss) of every non-empty cell, row by row."""
@@ -116,7 +137,7 @@ class EpochHistory:
 
     @classmethod
     def from_lines(cls, lines: list[dict[str, Any]]) -> "EpochHistory":
-        names = ("metrics/train/loss", "metrics/train/accuracy", "metrics/val/loss", "metrics/val/accuracy")
+        names = ("metrics/train/loss", "metrics/train/accuracy", "metrics/val/loss", "metrics/val/accuracy", "metrics/val/accuracy_low", "metrics/val/accuracy_high")
         epochs = np.array([int(line["epoch"]) for line in lines], dtype=np.int64)
         series = {name: np.array([float(line.get(name, math.nan)) for line in lines]) for name in names}
         return cls(epochs, series)
@@ -216,6 +237,15 @@ class RunRecord:
 
     def history(self) -> EpochHistory:
         return EpochHistory.from_lines(self.lines)
+
+    def predictions(self) -> Any:
+        """The test split's kept predictions (:class:`~qa_core.predictions.Predictions`), read once;
+        None for a run from before they were kept."""
+        if "_predictions" not in self.__dict__:
+            from ..predictions import read_predictions
+
+            self.__dict__["_predictions"] = read_predictions(self.path / "eval")
+        return self.__dict__["_predictions"]
 
     def eval_json(self, name: str) -> Any:
         """A JSON file of the run's test evaluation (eval/<name>), or None if absent."""
