@@ -203,6 +203,7 @@ def data_generate(
     from . import console
     from .data.generator import CATEGORIES, DEFAULT_NOUN_COUNTS, generate_splits
     from .data.records import write_jsonl
+    from .fsutil import directory_lock
 
     sizes = {name: size for name, size in (("train", train), ("val", val), ("test", test)) if size > 0}
     if not sizes:
@@ -212,9 +213,10 @@ def data_generate(
     total = sum(sizes.values()) * (len(cats) * len(nouns) if per_cell else 1)
     with tqdm(total=total, unit="story", desc="generating", disable=(not progress) if progress is not None else None) as bar:
         splits = generate_splits(sizes, categories=cats, noun_counts=nouns, seed=seed, per_cell=per_cell, progress=bar.update)
-    for name, examples in splits.items():
-        write_jsonl(out / f"{name}.jsonl", examples)
-        console.say(f"wrote {len(examples)} records to {out / (name + '.jsonl')}")
+    with directory_lock(out):  # a concurrent generate into --out writes its whole set before or after
+        for name, examples in splits.items():
+            write_jsonl(out / f"{name}.jsonl", examples)
+            console.say(f"wrote {len(examples)} records to {out / (name + '.jsonl')}")
 
 
 @data_app.command("stats")
@@ -274,14 +276,16 @@ def data_split(
     from .data.loading import read_examples
     from .data.records import write_jsonl
     from .data.splits import stratified_split
+    from .fsutil import directory_lock
 
     parts = _csv(names) or []
     if len(parts) != 2:
         raise ConfigError(f"--names: expected two comma-separated names, got {names!r}")
     rest, held = stratified_split(read_examples(file, data_format), fraction, seed)
-    for name, examples in zip(parts, (rest, held)):
-        write_jsonl(out / f"{name}.jsonl", examples)
-        print(f"wrote {len(examples)} records to {out / (name + '.jsonl')}")
+    with directory_lock(out):
+        for name, examples in zip(parts, (rest, held)):
+            write_jsonl(out / f"{name}.jsonl", examples)
+            print(f"wrote {len(examples)} records to {out / (name + '.jsonl')}")
 
 
 from .analysis.commands import register as _register_analysis  # noqa: E402 - after the core commands

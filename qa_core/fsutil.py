@@ -83,6 +83,28 @@ def commit(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+@contextlib.contextmanager
+def directory_lock(directory: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold an exclusive lock on ``directory`` (created if missing) while writing a *set* of files
+    into it, so two writers of one set (two ``qa data generate --out D``, two runs generating the
+    default dataset) do not interleave: each set on disk comes whole from one writer. Blocks while
+    another process holds it; the kernel drops the lock when its holder dies, so nothing goes stale.
+    The lock is ``flock`` on the directory itself: no lock file is left in a data folder."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: each file is still written atomically
+        yield directory
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield directory
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def _discard(tmp: Path) -> None:
     with contextlib.suppress(OSError):
         tmp.unlink()

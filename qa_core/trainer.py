@@ -37,7 +37,7 @@ from .data.splits import stratified_split
 from .data.tokenizer import Vocabulary, encode, sequence_lengths
 from .errors import ConfigError, QAError, RunInterrupted
 from .evaluation import write_eval
-from .fsutil import atomic_write
+from .fsutil import atomic_write, directory_lock
 from .plugins import ModelPlugin, PluginManager, load_plugins
 from .tracking.hub import TrackerHub
 from .tracking.options import resolve_tracker_options
@@ -99,11 +99,13 @@ def default_dataset(runs_dir: Path, seed: int) -> Data:
 
     # Named by everything that decides its content, so stale data is never silently reused.
     directory = runs_dir / "_data" / f"default-seed{seed}-gen{GENERATOR_VERSION}-qa{__version__}"
-    if not all((directory / f"{split}.jsonl").is_file() for split in DEFAULT_DATA_SIZES):
-        console.say(f"no data given: generating the default dataset into {directory}")
-        splits = generate_splits(DEFAULT_DATA_SIZES, seed=seed)
-        for split, examples in splits.items():
-            write_jsonl(directory / f"{split}.jsonl", examples)
+    # Locked: a second run started meanwhile waits, then reuses the set instead of writing it again.
+    with directory_lock(directory):
+        if not all((directory / f"{split}.jsonl").is_file() for split in DEFAULT_DATA_SIZES):
+            console.say(f"no data given: generating the default dataset into {directory}")
+            splits = generate_splits(DEFAULT_DATA_SIZES, seed=seed)
+            for split, examples in splits.items():
+                write_jsonl(directory / f"{split}.jsonl", examples)
     splits = read_dir(directory)
     return Data(splits, "generated", {"data_dir": str(directory)})
 
