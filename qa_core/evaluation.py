@@ -21,11 +21,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .data.records import Example
+from .data.records import Example, json_line
 from .fsutil import atomic_write
 from .metrics import GroupMetrics, MetricsReport
 from .predictions import write_predictions
-from .tracking.local import write_json
 
 EVAL_FILES = ("metrics.json", "groups.csv", "confusion_matrix.json", "misclassified.jsonl", "errors.json", "predictions.jsonl", "predictions.json")
 
@@ -69,57 +68,85 @@ def error_summary(report: MetricsReport, top: int = 10) -> dict[str, Any]:
 
 
 def write_eval(
-    directory: Path, report: MetricsReport, examples: Sequence[Example], probs: np.ndarray, plots: bool = False
+    directory: Path,
+    report: MetricsReport,
+    examples: Sequence[Example],
+    probs: np.ndarray,
+    plots: bool = False,
+    lost: dict[str, str] | None = None,
 ) -> list[Path]:
-    """Write the eval/ files for one scored split; returns their paths. With ``plots``, also the
-    PNG plots when matplotlib is installed (without it: one warning line, the numbers still)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / "metrics.json", report.to_json())
+    """Write the eval/ files for one scored split; returns the paths written. With ``plots``, also
+    the PNG plots when matplotlib is installed (without it: one warning line, the numbers still).
+    With ``lost`` (a training run), a file that cannot be written (a full disk) is one warning and
+    an entry ``eval/<name>: reason`` there instead of an error: the results are printed anyway."""
+    contents = _eval_contents(report, examples, probs)
+    written: list[Path] = []
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in contents.items():
+            written.append(atomic_write(directory / name, text))
+        written += write_predictions(directory, examples, probs, report.threshold)
+    except OSError as exc:
+        if lost is None:
+            raise
+        return written + _lost_all(directory, [n for n in EVAL_FILES if directory / n not in written], exc, lost)
+    if plots:
+        try:
+            written += write_eval_plots(directory, report)
+        except OSError as exc:
+            if lost is None:
+                raise
+            _lost_all(directory, ["the plots (*.png)"], exc, lost)
+    return written
+
+
+def _lost_all(directory: Path, names: list[str], exc: OSError, lost: dict[str, str]) -> list[Path]:
+    from . import console
+
+    reason = exc.strerror or str(exc)
+    console.warn(f"qa: could not write {directory}/ ({reason}): {', '.join(names)} not kept; the results are printed below")
+    for name in names:
+        lost[f"{directory.name}/{name}"] = f"not written ({reason})"
+    return []
+
+
+def _eval_contents(report: MetricsReport, examples: Sequence[Example], probs: np.ndarray) -> dict[str, str]:
+    """The text of every eval file, by name (EVAL_FILES order)."""
+    def as_json(data: Any) -> str:
+        return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
 
     rows = group_rows(report)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write(directory / "groups.csv", buffer.getvalue())
-
     overall = report.overall
-    write_json(
-        directory / "confusion_matrix.json",
-        {
-            "labels": ["no", "yes"],
-            "matrix": [[overall.tn, overall.fp], [overall.fn, overall.tp]],
-            "threshold": report.threshold,
-            "by_group": {
-                f"{cat}/noun_{n}": [[g.tn, g.fp], [g.fn, g.tp]] for (cat, n), g in report.by_group.items()
-            },
-        },
-    )
-
+    confusion = {
+        "labels": ["no", "yes"],
+        "matrix": [[overall.tn, overall.fp], [overall.fn, overall.tp]],
+        "threshold": report.threshold,
+        "by_group": {f"{cat}/noun_{n}": [[g.tn, g.fp], [g.fn, g.tp]] for (cat, n), g in report.by_group.items()},
+    }
     lines = []
     for index in report.misclassified.tolist():
         example = examples[index]
-        lines.append(
-            json.dumps(
-                {
-                    "id": example.id,
-                    "story": example.story,
-                    "question": example.question,
-                    "answer": "yes" if example.answer else "no",
-                    "probability": round(float(probs[index]), 6),
-                    "category": example.category,
-                    "noun_count": example.noun_count,
-                },
-                ensure_ascii=False,
-            )
-        )
-    atomic_write(directory / "misclassified.jsonl", "".join(line + "\n" for line in lines))
-    write_json(directory / "errors.json", error_summary(report))
-    write_predictions(directory, examples, probs, report.threshold)
-    written = [directory / name for name in EVAL_FILES]
-    if plots:
-        written += write_eval_plots(directory, report)
-    return written
+        record = {
+            "id": example.id,
+            "story": example.story,
+            "question": example.question,
+            "answer": "yes" if example.answer else "no",
+            "probability": round(float(probs[index]), 6),
+            "category": example.category,
+            "noun_count": example.noun_count,
+        }
+        lines.append(json_line(record))
+    return {
+        "metrics.json": as_json(report.to_json()),
+        "groups.csv": buffer.getvalue(),
+        "confusion_matrix.json": as_json(confusion),
+        "misclassified.jsonl": "".join(line + "\n" for line in lines),
+        "errors.json": as_json(error_summary(report)),
+    }
 
 
 def write_eval_plots(directory: Path, report: MetricsReport) -> list[Path]:

@@ -397,6 +397,7 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
     status = "failed"
     summary: dict[str, Any] = {"plugin": model_plugin.name, "plugin_version": model_plugin.version, "framework": model_plugin.info.framework, "dataset": data.dataset}
     started = time.monotonic()
+    lost: dict[str, str] = {}  # files a full disk kept out of the run directory -> summary.json
     first_epoch, since_best, epochs_run = 1, 0, 0
     epoch = 0
     hub.run_start()
@@ -481,7 +482,7 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
                 tested = f"best epoch {policy.best.epoch} ({policy.best_path.name})"
             test_probs = check_probabilities(model_plugin, model_plugin.evaluate(test_model, encoded["test"], config.batch_size), len(encoded["test"]))
             test_report = metrics.compute_for_split(encoded["test"], test_probs, config.threshold)
-            eval_files = write_eval(run_dir / "eval", test_report, data.splits["test"], test_probs, plots=True)
+            eval_files = write_eval(run_dir / "eval", test_report, data.splits["test"], test_probs, plots=True, lost=lost)
             test_values = metrics.metric_names(test_report, "test")
             hub.summary(test_values)
             if policy.best and policy.best_path.is_file():
@@ -519,6 +520,10 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
         summary["status"] = status
         summary["epochs_run"] = epochs_run
         summary["seconds"] = round(time.monotonic() - started, 3)
+        if policy.fallback is not None:
+            lost["checkpoints"] = f"could not all be written to the run directory; see {policy.fallback} (fallback)"
+        if lost:
+            summary["lost"] = lost
         hub.close(status, summary)
     if status == "interrupted":
         raise interrupted

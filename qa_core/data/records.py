@@ -128,7 +128,9 @@ def parse_jsonl(text: str, path: Path) -> list[Example]:
     """Validate JSONL text read from ``path`` (named in every problem line)."""
     problems: list[str] = []
     examples: list[Example] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # split("\n"), not splitlines(): U+2028, U+2029 and U+0085 are valid raw inside a JSON string.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         where = f"{path}:{number}"
@@ -177,10 +179,20 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError([f"{path}: file: cannot read ({exc.strerror})"]) from None
 
 
+#: Line separators other than \n that JSON allows raw inside strings: written escaped, so that
+#: readers which split on them (str.splitlines, JavaScript) still see one record per line.
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
+def json_line(record: Any) -> str:
+    """One JSON Lines record: UTF-8 text as is, but no character any reader takes for a line end."""
+    return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS)
+
+
 def write_jsonl(path: str | os.PathLike[str], examples: Iterable[Example]) -> int:
     """Write records as JSONL atomically (temporary file, then rename). Returns the count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps(example.to_json(), ensure_ascii=False) for example in examples]
+    lines = [json_line(example.to_json()) for example in examples]
     atomic_write(path, "\n".join(lines) + ("\n" if lines else ""))
     return len(lines)
