@@ -15,18 +15,38 @@ from typing import Any, List, Optional
 
 import typer
 
-from .cli_support import TracebackOption, _csv, _csv_ints, cli_errors
+from .cli_support import TracebackOption, _csv, _csv_ints, cli_errors, readable_metavars
 from .errors import ConfigError
+
+#: -h works wherever --help does (click passes these down to every subcommand).
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
     help="Train and evaluate yes/no question-answering models on stories, across frameworks.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings=CONTEXT,
 )
 data_app = typer.Typer(help="Generate, inspect, split and convert datasets.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(data_app, name="data")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"qa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _app_options(
+    version: bool = typer.Option(False, "--version", "-V", callback=_show_version, is_eager=True, help="Print the qa version and exit."),
+) -> None:
+    """Train and evaluate yes/no question-answering models on stories, across frameworks."""
 
 # -------------------------------------------------------------------------------------------------
 # qa run
@@ -47,7 +67,9 @@ def run(
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (sets the plugin's lr parameter)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [default: 0]."),
     param: List[str] = typer.Option([], "--param", help="Plugin hyperparameter KEY=VALUE (repeatable)."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help="TOML file with run options; command-line options win."),
+    config_file: Optional[Path] = typer.Option(None, "--config", metavar="FILE", help="TOML file with run options, or a run's config.json (re-run it); command-line options win."),
+    from_run: Optional[Path] = typer.Option(None, "--from", metavar="RUN_DIR", help="Re-run a run's options (RUN_DIR/config.json) under a new run id; command-line options win."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved options as TOML (which --config reads back) and exit without training."),
     logger: List[str] = typer.Option([], "--logger", "-l", help="Extra tracker plugin (repeatable), e.g. neptune. Local files are always written."),
     logger_param: List[str] = typer.Option([], "--logger-param", help="Tracker option TRACKER.KEY=VALUE (repeatable)."),
     runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where run directories go [default: runs]."),
@@ -56,6 +78,8 @@ def run(
     patience: Optional[int] = typer.Option(None, "--patience", help="Early stopping: stop after N epochs without a better validation accuracy."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Probability above which the answer is yes [default: 0.5]."),
     max_len: Optional[int] = typer.Option(None, "--max-len", help="Encoded sequence length (default: the plugin's max_len)."),
+    val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Share of --train carved out (stratified) as validation when no validation file is given [default: 0.1]."),
+    name: Optional[str] = typer.Option(None, "--name", help="A readable name for the run, kept in config.json and shown by `qa runs`, reports and plots."),
     tag: List[str] = typer.Option([], "--tag", help="Tag for the run (repeatable)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars [default: when stderr is a terminal]."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its last finished epoch (give its run directory; --epochs may extend it)."),
@@ -64,13 +88,19 @@ def run(
     traceback: bool = TracebackOption,
 ) -> None:
     """Train a model plugin, keep its best checkpoints and score it on the test split."""
-    from .config import RunConfig, load_toml, parse_key_values, parse_logger_params
+    from .config import RunConfig, load_config_file, parse_key_values, parse_logger_params
     from .trainer import config_from_run
     from .trainer import train as run_training
 
-    if resume is not None and (config_file or plugin or data or train or val or test or param):
+    if resume is not None and (config_file or from_run or plugin or data or train or val or test or param):
         raise ConfigError("--resume: the run's own config is used; only --epochs, --progress and tracker options may be given")
-    values: dict[str, Any] = config_from_run(resume) if resume else load_toml(config_file) if config_file else {}
+    if config_file and from_run:
+        raise ConfigError("--from: give either --from RUN_DIR or --config FILE, not both")
+    if from_run is not None:
+        if not (from_run / "config.json").is_file():
+            raise ConfigError(f"--from {from_run}: not a run directory (no config.json)")
+        config_file = from_run / "config.json"
+    values: dict[str, Any] = config_from_run(resume) if resume else load_config_file(config_file) if config_file else {}
     cli_values = {
         "plugin": plugin,
         "data_dir": str(data) if data else None,
@@ -88,16 +118,24 @@ def run(
         "patience": patience,
         "threshold": threshold,
         "max_len": max_len,
+        "val_fraction": val_fraction,
+        "name": name,
         "progress": progress,
     }
+    if data or train:  # data given here replaces the file's data, whichever form it took
+        for key in ("data_dir", "train", "val", "test"):
+            values.pop(key, None)
     values.update({key: value for key, value in cli_values.items() if value is not None})
     values["params"] = {**values.get("params", {}), **parse_key_values("--param", param)}
-    values["loggers"] = [*values.get("loggers", []), *logger]
+    values["loggers"] = list(dict.fromkeys([*values.get("loggers", []), *logger]))
     merged_logger_params = {k: dict(v) for k, v in values.get("logger_params", {}).items()}
     for tracker, options in parse_logger_params(logger_param).items():
         merged_logger_params.setdefault(tracker, {}).update(options)
     values["logger_params"] = merged_logger_params
-    values["tags"] = [*values.get("tags", []), *tag]
+    values["tags"] = list(dict.fromkeys([*values.get("tags", []), *tag]))
+    if print_config:
+        _print_config(RunConfig(**values))
+        return
     from .analysis.groups import parse_seeds, run_group
 
     group_seeds = parse_seeds(seeds, repeats, int(values.get("seed", 0) or 0))
@@ -107,6 +145,18 @@ def run(
         run_group(RunConfig(**values), group_seeds)
         return
     run_training(RunConfig(**values), resume=resume)
+
+
+def _print_config(config: Any) -> None:
+    """The options as TOML, with the plugin's hyperparameters resolved (every default filled in),
+    so the file repeats this run even after a plugin changes a default."""
+    from .config import to_toml
+    from .plugins import load_plugins
+    from .trainer import resolve_model_params
+
+    config.check()
+    config.params = resolve_model_params(load_plugins().model(config.plugin), config)
+    sys.stdout.write(to_toml(config))
 
 
 # -------------------------------------------------------------------------------------------------
@@ -308,7 +358,7 @@ def _main() -> None:
     # click's UsageError; reached through BadParameter because newer typer vendors its own click.
     usage_error = typer.BadParameter.__mro__[1]
     try:
-        code = app(standalone_mode=False)
+        code = readable_metavars(typer.main.get_command(app))(prog_name="qa", standalone_mode=False)
     except usage_error as exc:  # type: ignore[misc]
         if type(exc).__name__ == "NoArgsIsHelpError":  # `qa` or `qa data` alone: the help text
             print(exc.format_message())

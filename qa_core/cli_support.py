@@ -60,3 +60,44 @@ def _csv(text: str | None) -> list[str] | None:
     return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
 
 
+
+
+#: Metavars by option name, where the value has a shape worth showing.
+OPTION_METAVARS = {
+    "param": "KEY=VALUE",
+    "logger_param": "TRACKER.KEY=VALUE",
+    "logger": "TRACKER",
+    "plugin": "NAME",
+    "tag": "TAG",
+    "data_format": "auto|jsonl|babi",
+    "runs_dir": "DIR",
+    "resume": "RUN_DIR",
+}
+#: Metavars by the type typer would show as ``<int>``, ``<list[str]>`` ...
+TYPE_METAVARS = {"int": "N", "float": "NUMBER", "str": "TEXT", "path": "PATH", "Path": "PATH", "bool": "BOOL"}
+
+
+def readable_metavars(command: Any) -> Any:
+    """Replace typer's ``<list[str]>``-style metavars with readable ones (``KEY=VALUE``, ``N``,
+    ``PATH``), on every option and argument of ``command`` and its subcommands; explicit
+    metavars stay. Returns ``command``."""
+    import contextlib
+
+    for sub in getattr(command, "commands", {}).values():
+        readable_metavars(sub)
+    for param in command.params:
+        if param.param_type_name == "argument":
+            name = param.name[:-1] if param.nargs != 1 and param.name.endswith("s") else param.name
+            param.metavar = param.metavar or name.upper()  # RUN_DIRS... -> RUN_DIR...
+            param.display_type = lambda ctx: ""  # the name says it; "<path>" after it is noise
+            continue
+        if getattr(param, "is_flag", False) or param.metavar is not None:
+            continue
+        if param.name in OPTION_METAVARS:
+            param.metavar = OPTION_METAVARS[param.name]
+            continue
+        with contextlib.suppress(Exception):  # a type typer cannot describe keeps typer's label
+            label = param.display_type(None).strip("<>")
+            inner = label[5:-1] if label.startswith("list[") else label
+            param.metavar = TYPE_METAVARS.get(inner, inner.upper())
+    return command

@@ -128,20 +128,57 @@ def _non_negative_int(option: str, value: Any) -> None:
 
 
 CONFIG_KEYS = {f.name for f in fields(RunConfig)}
+#: TOML keys that are spelled like their command-line flag (``--data``, ``--format``, ``--tag`` ...).
+KEY_ALIASES = {"data": "data_dir", "format": "data_format", "param": "params", "logger": "loggers", "logger_param": "logger_params", "tag": "tags"}
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a run.toml. Keys are RunConfig fields (``batch_size`` or ``batch-size``); a
-    ``[params]`` table holds hyperparameters and ``[logger_params.NAME]`` tracker options."""
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A run.toml, or a run's config.json (what ``qa run`` wrote: its options are read back, so
+    ``qa run --config RUN/config.json`` repeats the run under a new id)."""
     path = Path(path)
+    raw = _read_config_bytes(path)
+    if path.suffix.lower() == ".json" or raw.lstrip()[:1] == b"{":
+        return run_json_options(path, raw)
+    return load_toml(path, raw)
+
+
+def _read_config_bytes(path: Path) -> bytes:
+    # read_bytes, not a regular-file check: `qa run --print-config | qa run --config /dev/stdin`
+    # reads a pipe, and that must keep working.
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: config file is a directory") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+
+
+def run_json_options(path: Path, raw: bytes | None = None) -> dict[str, Any]:
+    """The options stored in a run's config.json: the RunConfig fields, with the plugin's
+    hyperparameters as they were resolved (every default filled in), and without redacted secrets."""
+    import json
+
+    try:
+        stored = json.loads((raw if raw is not None else path.read_bytes()).decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: config: not a JSON config ({exc})") from None
+    if not isinstance(stored, dict) or "plugin" not in stored:
+        raise ConfigError(f"{path}: config: not a run's config.json (no plugin)")
+    values = {k: v for k, v in stored.items() if k in CONFIG_KEYS}
+    resolved = stored.get("resolved_params") or {}
+    values["params"] = {**values.get("params", {}), **{k[len("model/"):]: v for k, v in resolved.items() if k.startswith("model/")}}
+    values["logger_params"] = {tracker: {k: v for k, v in options.items() if v != REDACTED} for tracker, options in (values.get("logger_params") or {}).items()}
+    return values
+
+
+def load_toml(path: str | Path, raw: bytes | None = None) -> dict[str, Any]:
+    """Read a run.toml. Keys are RunConfig fields (``batch_size`` or ``batch-size``) or their flag's
+    name (``data``, ``format``, ``tag`` ...); a ``[params]`` table holds hyperparameters and
+    ``[logger_params.NAME]`` tracker options."""
+    path = Path(path)
+    raw = _read_config_bytes(path) if raw is None else raw
     try:
         data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
@@ -151,12 +188,49 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = key.replace("-", "_")
+        name = KEY_ALIASES.get(name, name)
         if name not in CONFIG_KEYS:
             raise ConfigError(f"{path}: {key}: unknown key (known: {', '.join(sorted(CONFIG_KEYS))})")
         out[name] = value
     if "params" in out and not isinstance(out["params"], dict):
         raise ConfigError(f"{path}: params: expected a table")
+    if "logger_params" in out:  # what --print-config redacted is not a value to use
+        out["logger_params"] = {t: {k: v for k, v in o.items() if v != REDACTED} for t, o in out["logger_params"].items()}
     return out
+
+
+def to_toml(config: RunConfig) -> str:
+    """The config as TOML that :func:`load_toml` reads back; None values (the defaults that mean
+    "decide later") are left out, and secrets are redacted."""
+    data = config.public()
+    lines = ["# qa run options: qa run --config FILE (command-line options win)"]
+    tables = {"params": data.pop("params"), "logger_params": data.pop("logger_params")}
+    lines += [f"{key} = {_toml_value(value)}" for key, value in data.items() if value is not None]
+    if tables["params"]:
+        lines += ["", "[params]", *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in tables["params"].items() if v is not None)]
+    for tracker, options in tables["logger_params"].items():
+        lines += ["", f"[logger_params.{_toml_key(tracker)}]", *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in options.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    import json
+
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
 def parse_key_values(option: str, items: list[str]) -> dict[str, str]:

@@ -28,7 +28,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__, console, metrics
+from . import __version__, console, metrics, provenance
 from .checkpoints import META_FORMAT, CheckpointPolicy, meta_path, read_meta
 from .config import DEFAULT_DATA_SIZES, RunConfig
 from .data.loading import read_dir, read_examples
@@ -344,6 +344,7 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
 
     public = config.public()
     public.update({"qa_version": __version__, "data_sources": data.sources, "max_len": max_len, "vocab_size": len(vocab), "vocab_sha256": vocab.sha256})
+    public["provenance"] = provenance.for_run(pm, model_plugin.info.framework)
     if point is not None:
         public["resumed_after_epoch"] = point.epoch
     context = RunContext(
@@ -419,6 +420,7 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
                     "val_size": len(encoded["val"]),
                     "test_size": len(encoded["test"]),
                     "qa_version": __version__,
+                    **provenance.flat(public["provenance"]),
                 }
             )
             if point is None:

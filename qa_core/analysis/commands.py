@@ -4,6 +4,7 @@
     qa report RUN_DIR                one self-contained HTML page
     qa probe RUN_DIR                 fresh stories of growing noun count: accuracy curve, boundary
     qa compare RUN_DIR RUN_DIR ...   runs side by side, the better run marked per cell
+    qa runs                          the runs of a runs directory, one row each
 
 Only typer is imported here: the analysis modules (and numpy, matplotlib) are imported inside
 the command functions, so ``qa --help`` stays fast.
@@ -90,6 +91,27 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         if result.plot_note:
             print(result.plot_note)
         print(f"probe files: {result.directory}")
+
+    @app.command("runs")
+    @cli_errors
+    def runs(
+        runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="The runs directory to list."),
+        plugin: Optional[str] = typer.Option(None, "--plugin", "-p", metavar="NAME", help="Only runs of this model plugin."),
+        status: Optional[str] = typer.Option(None, "--status", metavar="STATUS", help="Only runs with this status: finished, interrupted, failed, running."),
+        tag: List[str] = typer.Option([], "--tag", metavar="TAG", help="Only runs with this tag (repeatable: every tag given)."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per run) instead of the table."),
+        traceback: bool = TracebackOption,
+    ) -> None:
+        """List runs: id, name, plugin, status, epochs, best validation and test accuracy, start time."""
+        from .listing import format_rows, list_runs
+
+        rows = list_runs(runs_dir, plugin, status, tag)
+        if as_json:
+            print(json.dumps([row.to_json() for row in rows], indent=2))
+        elif rows:
+            print(format_rows(rows))
+        else:
+            print(f"no runs in {runs_dir}" + (" match" if plugin or status or tag else ""), file=sys.stderr)
 
     @app.command("compare")
     @cli_errors
