@@ -335,7 +335,8 @@ def test_report_holds_every_table_and_embedded_plot(qa, probed, tiny_data, tmp_p
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert [row[0] for row in page.tables["epochs"][1:]] == [str(json.loads(line)["epoch"]) for line in lines]
     assert [row[1] for row in page.tables["top-epochs"][1:]] == [str(e["epoch"]) for e in summary["top_epochs"]]
-    assert dict(page.tables["probe-boundary"][1:]) == {"simple": "15", "dense": "8", "superdense": "50"}
+    assert {row[0]: row[1] for row in page.tables["probe-boundary"][1:]} == {"simple": "15", "dense": "8", "superdense": "50"}
+    assert {row[0]: row[2] for row in page.tables["probe-boundary"][1:]} == {"simple": "30", "dense": "30", "superdense": "none"}
     config = dict(page.tables["config"][1:])
     assert config["plugin"] == "cutoff" and json.loads(config["resolved_params"])["model/limits"] == "simple:15,dense:8,superdense:50"
 
@@ -377,9 +378,14 @@ def test_probe_names_the_boundary_of_a_model_whose_accuracy_falls(probed, tiny_d
     assert json.loads((directory / "eval" / "metrics.json").read_text())["overall"]["count"] == len(stories)
 
     out = result.out
-    assert re.search(r"^simple\s+1\.000\s+1\.000\s+0\.500\s+0\.000\s+0\.000$", out, re.M)
-    assert re.search(r"^superdense\s+-\s+1\.000\s+1\.000\s+1\.000\s+0\.500$", out, re.M)
-    assert re.search(r"^  dense\s+8 nouns$", out, re.M) and re.search(r"^  superdense\s+50 nouns$", out, re.M)
+    # 4 of 4: [0.51, 1.00]; 2 of 4: [0.15, 0.85]; 0 of 4: [0.00, 0.49] (Wilson)
+    assert re.search(r"^simple\s+1\.000 \[0\.51, 1\.00\]\s+1\.000 \[0\.51, 1\.00\]\s+0\.500 \[0\.15, 0\.85\]\s+0\.000 \[0\.00, 0\.49\]\s+0\.000 \[0\.00, 0\.49\]$", out, re.M)
+    assert re.search(r"^superdense\s+-\s+1\.000 \S+ \S+\s+1\.000 \S+ \S+\s+1\.000 \S+ \S+\s+0\.500 \[0\.15, 0\.85\]$", out, re.M)
+    # the point estimate falls below 0.75 at the limit; the upper bound only where the rule is wrong
+    assert re.search(r"^  dense\s+8 nouns; surely below from 30 nouns$", out, re.M)
+    assert re.search(r"^  superdense\s+50 nouns; not surely below at any probed noun count$", out, re.M)
+    assert probe["boundary_upper_bound"] == {"simple": 30, "dense": 30, "superdense": None}
+    assert [p["accuracy_high"] for p in probe["curve"]["simple"]][2:] == pytest.approx([0.8500, 0.4899, 0.4899], abs=1e-4)
 
 
 def test_probe_threshold_moves_the_boundary(qa, cutoff_run, cutoff_env, tmp_path):

@@ -7,7 +7,10 @@ them through :func:`qa_core.evaluation.evaluate_saved` (the same checkpoint and 
 as ``qa evaluate``), and the accuracy of each cell gives one curve per category.
 
 The *performance boundary* of a category is the first noun count, going up, whose accuracy falls
-below the threshold (default 0.75); none when every probed noun count stays at or above it.
+below the threshold (default 0.75); none when every probed noun count stays at or above it. With
+it comes its uncertainty: the first noun count whose Wilson 95% interval lies wholly below the
+threshold (its upper bound is below: the model is past the boundary there with 95% confidence).
+Between the two the data cannot tell; more ``--per-cell`` stories narrow the gap.
 
 A cell the generator cannot tell (superdense stories need at least 5 nouns) is skipped and named.
 Everything goes under ``RUN_DIR/probe/``::
@@ -51,6 +54,8 @@ class ProbeResult:
     per_cell: int
     seed: int
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    #: the first noun count whose 95% upper bound is below the threshold (surely past it)
+    confident_boundary: dict[str, int | None] = field(default_factory=dict)
     seen_in_training: int | None = None
     checkpoint_epoch: Any = None
     directory: Path | None = None
@@ -58,6 +63,7 @@ class ProbeResult:
     plot_note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        low, high = self.table.interval
         return {
             "run_id": self.run.run_id,
             "plugin": self.run.plugin,
@@ -70,21 +76,29 @@ class ProbeResult:
             "noun_counts": list(self.table.noun_counts),
             "curve": {
                 category: [
-                    {"noun_count": n, "accuracy": float(self.table.accuracy[i, j]), "count": int(self.table.count[i, j]), "loss": float(self.table.loss[i, j])}
+                    {
+                        "noun_count": n, "accuracy": float(self.table.accuracy[i, j]), "count": int(self.table.count[i, j]), "loss": float(self.table.loss[i, j]),
+                        "accuracy_low": float(low[i, j]), "accuracy_high": float(high[i, j]),
+                    }
                     for j, n in enumerate(self.table.noun_counts)
                     if self.table.count[i, j]
                 ]
                 for i, category in enumerate(self.table.categories)
             },
             "boundary": self.boundary,
+            "boundary_upper_bound": self.confident_boundary,
+            "interval": "wilson 95%",
             "skipped": self.skipped,
             "seen_in_training": self.seen_in_training,
         }
 
 
-def boundaries(table: CellTable, threshold: float) -> dict[str, int | None]:
-    """Per category, the first noun count (ascending) whose accuracy is below ``threshold``."""
-    below = (table.count > 0) & (table.accuracy < threshold)
+def boundaries(table: CellTable, threshold: float, bound: str = "point") -> dict[str, int | None]:
+    """Per category, the first noun count (ascending) whose accuracy is below ``threshold``:
+    its point estimate (``bound="point"``) or the upper end of its 95% interval (``"upper"``:
+    below with 95% confidence)."""
+    values = table.accuracy if bound == "point" else table.interval[1]
+    below = (table.count > 0) & (values < threshold)
     first = below.argmax(axis=1)
     return {
         category: (table.noun_counts[int(first[i])] if below[i].any() else None)
@@ -165,6 +179,7 @@ def probe(
     table = CellTable.from_report(report)
     result = ProbeResult(
         run, table, boundaries(table, threshold), threshold, per_cell, seed, skipped,
+        confident_boundary=boundaries(table, threshold, "upper"),
         seen_in_training=_seen_in_training(run, examples), checkpoint_epoch=meta.get("epoch"), directory=directory,
     )
     write_json(directory / "probe.json", result.to_json())
@@ -178,8 +193,13 @@ def probe(
 def curve_csv(table: CellTable) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["category", "noun_count", "count", "accuracy", "loss"])
-    writer.writerows((category, nouns, count, accuracy, loss) for category, nouns, accuracy, count, loss in table.cells())
+    writer.writerow(["category", "noun_count", "count", "accuracy", "loss", "accuracy_low", "accuracy_high"])
+    low, high = table.interval
+    row, col = {c: i for i, c in enumerate(table.categories)}, {n: j for j, n in enumerate(table.noun_counts)}
+    writer.writerows(
+        (category, nouns, count, accuracy, loss, float(low[row[category], col[nouns]]), float(high[row[category], col[nouns]]))
+        for category, nouns, accuracy, count, loss in table.cells()
+    )
     return buffer.getvalue()
 
 
@@ -228,17 +248,23 @@ def format_probe(result: ProbeResult) -> str:
         f"{result.per_cell} fresh stories per cell, seed {result.seed}"
     ]
     width = max([len("category"), *(len(c) for c in table.categories)])
-    lines.append(f"{'category':<{width}}  " + "  ".join(f"{f'n={n}':>7}" for n in table.noun_counts))
+    low, high = table.interval
+    lines.append(f"{'category':<{width}}  " + "  ".join(f"{f'n={n}':>18}" for n in table.noun_counts))
     for i, category in enumerate(table.categories):
-        cells = [f"{table.accuracy[i, j]:>7.3f}" if table.count[i, j] else f"{'-':>7}" for j in range(len(table.noun_counts))]
+        cells = [
+            f"{table.accuracy[i, j]:.3f} [{low[i, j]:.2f}, {high[i, j]:.2f}]" if table.count[i, j] else f"{'-':>18}"
+            for j in range(len(table.noun_counts))
+        ]
         lines.append(f"{category:<{width}}  " + "  ".join(cells))
-    lines.append(f"performance boundary (first noun count with accuracy < {result.threshold:g}):")
+    lines.append(f"performance boundary (first noun count with accuracy < {result.threshold:g}; then where the 95% interval's upper bound is):")
     for i, (category, noun_count) in enumerate(result.boundary.items()):
         probed = [n for j, n in enumerate(table.noun_counts) if table.count[i, j]]
         if noun_count is None:
             text = f"none (accuracy >= {result.threshold:g} up to {probed[-1]} nouns)"
         else:
             text = f"{noun_count} nouns" + (" (already below at the smallest noun count probed)" if noun_count == probed[0] else "")
+        sure = result.confident_boundary.get(category)
+        text += f"; surely below from {sure} nouns" if sure is not None else "; not surely below at any probed noun count"
         lines.append(f"  {category:<{width}}  {text}")
     if result.skipped:
         lines.append("skipped: " + ", ".join(f"{s['category']}/noun_{s['noun_count']} ({s['reason']})" for s in result.skipped))

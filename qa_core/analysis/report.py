@@ -222,7 +222,8 @@ def build_report(run: RunRecord) -> tuple[str, list[str], str | None]:
         probe_cells = CellTable.from_cells({(category, p["noun_count"]): p for category, points in curve.items() for p in points})
         parts.append(cells_table(probe_cells, "probe"))
         boundary = probe.get("boundary", {})
-        parts.append(table("probe-boundary", ["category", "boundary (noun count)"], [[c, "none" if n is None else n] for c, n in boundary.items()]))
+        upper = probe.get("boundary_upper_bound", {})
+        parts.append(table("probe-boundary", ["category", "boundary (noun count)", "95% upper bound below (noun count)"], [[c, "none" if n is None else n, "none" if upper.get(c) is None else upper[c]] for c, n in boundary.items()]))
         probe_plot = run.path / "probe" / "accuracy_by_noun_count.png"
         if probe_plot.is_file():  # drawn by qa probe, with the threshold line
             parts.append(_image("probe_accuracy_by_noun_count.png", probe_plot.read_bytes(), "Probe accuracy by noun count, with the threshold"))
