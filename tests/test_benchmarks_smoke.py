@@ -27,7 +27,11 @@ def test_grouped_metrics_at_a_toy_size_writes_the_keyed_figures():
     pytest.importorskip("sklearn")
     result = grouped_metrics.run(quick=True, sizes=((20_000, "1m"),))
     data = json.loads(json.dumps(result.to_json()))
-    assert set(data["figures"]) == {"metrics_1m_qa_ms", "metrics_1m_ratio_vs_pandas_groupby", "metrics_1m_ratio_vs_sklearn_confusion_matrix"}
+    assert set(data["figures"]) == {
+        "metrics_1m_qa_ms", "metrics_1m_ratio_vs_pandas_groupby", "metrics_1m_ratio_vs_sklearn_confusion_matrix",
+        "metrics_1m_ratio_vs_memory_floor", "metrics_1m_memory_floor_ms",
+    }
+    assert data["targets"]["metrics_1m_ratio_vs_memory_floor"]["op"] == "<=" and data["targets"]["metrics_1m_qa_ms"]["value"] == 6.0
     assert data["targets"]["metrics_1m_ratio_vs_pandas_groupby"]["op"] == "<="
     assert all(value > 0 for value in data["figures"].values())
     assert "metrics_1m_ratio_vs_pandas_groupby" in table([result])
