@@ -342,6 +342,10 @@ from .analysis.commands import register as _register_analysis  # noqa: E402 - af
 
 _register_analysis(app, data_app)
 
+from .sweep.commands import register as _register_sweep  # noqa: E402 - `qa sweep`
+
+_register_sweep(app)
+
 
 def main() -> None:
     """Entry point of the `qa` script."""
