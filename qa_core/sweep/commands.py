@@ -22,47 +22,55 @@ def register(app: typer.Typer) -> None:
         traceback: bool = TracebackOption,
     ) -> None:
         """Run many trials (grid or random over plugins, params, seeds, data), resumably; one results table."""
-        from ..errors import ConfigError, RunInterrupted
-        from .manifest import DONE, open_manifest
-        from .results import table, write_results
-        from .spec import load_sweep
-        from .trial import threads_per_trial, usable_cpus
+        code = run_sweep(file, backend, workers, address, retry_failed)
+        if code:
+            raise typer.Exit(code)
 
-        if backend not in ("local", "ray"):
-            raise ConfigError(f"--backend: expected local or ray, got {backend!r}")
-        if address is not None and backend != "ray":
-            raise ConfigError("--address: only with --backend ray")
-        if workers is not None and workers < 1:
-            raise ConfigError(f"--workers: expected a positive integer, got {workers}")
-        spec = load_sweep(file)
-        models, threaded = installed_models()
-        check_plugins(spec, models)
-        manifest, pairs = open_manifest(spec)
-        todo = [(r, t) for r, t in pairs if r.status not in DONE and (retry_failed or r.status != "failed")]
-        count = workers or spec.workers or min(usable_cpus(), max(1, len(todo)))
-        threads = threads_per_trial(count)
-        settle(spec, [t for _, t in todo], threaded, threads)
-        skipped = len(pairs) - len(todo)
-        print(
-            f"sweep {spec.name}: {len(pairs)} trial(s), {len(todo)} to run ({skipped} already done), "
-            f"{backend} backend, {count} worker(s) x {threads} thread(s) -> {spec.directory}",
-            flush=True,
-        )
-        if backend == "local":
-            from .local import run_local
 
-            complete = run_local(manifest, todo, count, threads, _say)
-        else:
-            from .ray_backend import run_ray
+def run_sweep(file: Path, backend: str = "local", workers: int | None = None, address: str | None = None, retry_failed: bool = False) -> int:
+    """The whole command: 0 when every trial finished (or was stopped by the scheduler), 1 when
+    some failed; RunInterrupted (exit 130) when stopped; ConfigError for a bad file or option."""
+    from ..errors import ConfigError, RunInterrupted
+    from .manifest import DONE, open_manifest
+    from .results import table, write_results
+    from .spec import load_sweep
+    from .trial import threads_per_trial, usable_cpus
 
-            complete = run_ray(manifest, todo, count, threads, address, _say)
-        rows, groups, csv_path, json_path = write_results(manifest)
-        print(table(rows, groups))
-        print(f"wrote {csv_path} and {json_path}; manifest {manifest.path}")
-        if not complete:
-            raise RunInterrupted(f"sweep interrupted ({manifest.counts()}); run the same command again to continue", 2)
-        if any(row["status"] == "failed" for row in rows):
-            raise typer.Exit(1)
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"--backend: expected local or ray, got {backend!r}")
+    if address is not None and backend != "ray":
+        raise ConfigError("--address: only with --backend ray")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers: expected a positive integer, got {workers}")
+    spec = load_sweep(file)
+    if spec.scheduler != "none" and backend != "ray":
+        raise ConfigError(f"{file}: sweep.scheduler: {spec.scheduler} needs --backend ray")
+    models, threaded = installed_models()
+    check_plugins(spec, models)
+    manifest, pairs = open_manifest(spec)
+    todo = [(r, t) for r, t in pairs if r.status not in DONE and (retry_failed or r.status != "failed")]
+    count = workers or spec.workers or min(usable_cpus(), max(1, len(todo)))
+    threads = threads_per_trial(count)
+    settle(spec, [t for _, t in todo], threaded, threads)
+    print(
+        f"sweep {spec.name}: {len(pairs)} trial(s), {len(todo)} to run ({len(pairs) - len(todo)} already done), "
+        f"{backend} backend, {count} worker(s) x {threads} thread(s) -> {spec.directory}",
+        flush=True,
+    )
+    if backend == "local":
+        from .local import run_local
+
+        complete = run_local(manifest, todo, count, threads, _say)
+    else:
+        from .ray_backend import run_ray
+
+        complete = run_ray(spec, manifest, todo, count, threads, address, _say)
+    rows, groups, csv_path, json_path = write_results(manifest)
+    print(table(rows, groups))
+    print(f"wrote {csv_path} and {json_path}; manifest {manifest.path}")
+    if not complete:
+        raise RunInterrupted(f"sweep interrupted ({manifest.counts()}); run the same command again to continue", 2)
+    return 1 if any(row["status"] == "failed" for row in rows) else 0
 
 
 def _say(line: str) -> None:

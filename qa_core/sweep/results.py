@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..fsutil import atomic_open
 from ..tracking.local import write_json
 from .manifest import Manifest, TrialRecord
 
@@ -44,7 +45,8 @@ def _summary(run_dir: str | None) -> dict[str, Any]:
 def trial_row(record: TrialRecord) -> dict[str, Any]:
     summary = _summary(record.run_dir)
     values = summary.get("values", {})
-    best = summary.get("best") or {}
+    # "best" is written at the end of a run; a run stopped early has the running best in values.
+    best = summary.get("best") or {"epoch": values.get("best/epoch"), "accuracy": values.get("best/accuracy")}
     test = summary.get("test") or {}
     count = int(test.get("count") or 0)
     accuracy = test.get("accuracy")
@@ -98,8 +100,7 @@ def write_results(manifest: Manifest) -> tuple[list[dict[str, Any]], list[dict[s
     csv_path = manifest.directory / "results.csv"
     categories = list(dict.fromkeys(c for row in rows for c in row["test_by_category"]))
     axes = list(dict.fromkeys(k for row in rows for k in row["options"]))
-    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+    with atomic_open(csv_path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["trial", "group", "status", *axes, "best_epoch", "best_val_accuracy", "test_accuracy", "test_ci95_low", "test_ci95_high", *(f"test_{c}_accuracy" for c in categories), "run_dir", "reason"])
         for row in rows:
@@ -109,7 +110,6 @@ def write_results(manifest: Manifest) -> tuple[list[dict[str, Any]], list[dict[s
                 + [row["test_by_category"].get(c) for c in categories]
                 + [row["run_dir"], row["reason"]]
             )
-    tmp.replace(csv_path)
     return rows, groups, csv_path, json_path
 
 

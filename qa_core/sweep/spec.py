@@ -7,6 +7,9 @@
     samples = 8                  # random only: configurations drawn (each crossed with every seed)
     seed = 0                     # random only: the sampler's seed, so a rerun draws the same trials
     workers = 2                  # default for --workers
+    scheduler = "asha"           # Ray only: stop weak trials early on validation accuracy
+    grace_period = 1             # ASHA: epochs every trial runs before it may be stopped
+    reduction_factor = 2         # ASHA: keep the best 1/reduction_factor at each rung
 
     [base]                       # ordinary run options, the keys of a run.toml
     data_dir = "data"
@@ -40,7 +43,17 @@ from ..config import CONFIG_KEYS, RunConfig
 from ..errors import ConfigError
 
 SECTIONS = ("sweep", "base", "axes")
-SWEEP_KEYS = {"name": str, "dir": str, "method": str, "samples": int, "seed": int, "workers": int}
+SWEEP_KEYS = {
+    "name": str,
+    "dir": str,
+    "method": str,
+    "samples": int,
+    "seed": int,
+    "workers": int,
+    "scheduler": str,
+    "grace_period": int,
+    "reduction_factor": int,
+}
 DISTRIBUTIONS = ("uniform", "loguniform", "randint")
 #: Options a sweep owns: each trial's run directory goes under the sweep directory.
 RESERVED = {"runs_dir": "the sweep puts every run under its own directory", "progress": "trials run without progress bars"}
@@ -76,6 +89,9 @@ class SweepSpec:
     samples: int
     sampler_seed: int
     workers: int | None
+    scheduler: str
+    grace_period: int
+    reduction_factor: int
     base: dict[str, Any]
     axes: dict[str, Any] = field(default_factory=dict)
 
@@ -163,6 +179,13 @@ def load_sweep(path: Path) -> SweepSpec:
     workers = settings.get("workers")
     if workers is not None and workers < 1:
         problem("sweep.workers", f"expected a positive integer, got {workers}")
+    scheduler = settings.get("scheduler", "none")
+    if scheduler not in ("none", "asha"):
+        problem("sweep.scheduler", f"expected none or asha, got {scheduler!r}")
+    if settings.get("grace_period", 1) < 1:
+        problem("sweep.grace_period", "expected a positive integer (epochs)")
+    if settings.get("reduction_factor", 2) < 2:
+        problem("sweep.reduction_factor", "expected an integer of at least 2")
     base = _base(problem, raw.get("base", {}), path)
     axes = _axes(problem, raw.get("axes", {}), method, path)
     spec = SweepSpec(
@@ -173,6 +196,9 @@ def load_sweep(path: Path) -> SweepSpec:
         samples=samples,
         sampler_seed=settings.get("seed", 0),
         workers=workers,
+        scheduler=scheduler,
+        grace_period=settings.get("grace_period", 1),
+        reduction_factor=settings.get("reduction_factor", 2),
         base=base,
         axes=axes,
     )

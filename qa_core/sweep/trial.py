@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..fsutil import atomic_write
+
 #: Child processes get this long to save and exit after SIGINT before they are killed.
 STOP_GRACE_SECONDS = 60.0
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
@@ -104,9 +106,7 @@ def write_run_toml(path: Path, values: Mapping[str, Any], header: str) -> None:
         else:
             lines.append(f"{key} = {toml_value(value)}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines + tables) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, "\n".join(lines + tables) + "\n")
 
 
 def find_run_dir(trial_dir: Path) -> Path | None:
@@ -173,7 +173,7 @@ def run_trial(
     extra_args: tuple[str, ...] = (),
     extra_env: Mapping[str, str] | None = None,
     pass_fds: tuple[int, ...] = (),
-    on_start: Callable[[subprocess.Popen], None] | None = None,
+    preexec: Callable[[], None] | None = None,
 ) -> Outcome:
     """Run (or resume, or skip) one trial to its end, or until ``stop`` is set: then the trial
     gets one SIGINT, saves and exits resumable (killed after STOP_GRACE_SECONDS)."""
@@ -191,9 +191,7 @@ def run_trial(
         out.flush()
         # Its own session: a terminal's Ctrl-C reaches the sweep only, which then sends each
         # trial exactly one SIGINT (two would interrupt the trial's own clean-up).
-        proc = subprocess.Popen([sys.executable, "-m", "qa_core.cli", *args], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, pass_fds=pass_fds)
-    if on_start:
-        on_start(proc)
+        proc = subprocess.Popen([sys.executable, "-m", "qa_core.cli", *args], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, pass_fds=pass_fds, preexec_fn=preexec)
     returncode = _wait(proc, stop)
     run_dir = find_run_dir(trial_dir)
     seconds = time.monotonic() - started
