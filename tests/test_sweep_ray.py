@@ -43,12 +43,15 @@ def cue_data(tmp_path_factory) -> Path:
     return directory
 
 
+DEFAULT_AXES = "params.lr = [0.2]\nseed = [0, 1]"
+
+
 def sweep_file(tmp_path: Path, name: str, data: Path, extra: str = "", axes: str = "", epochs: int = 2) -> Path:
     path = tmp_path / f"{name}.toml"
     path.write_text(
         f'[sweep]\nname = "{name}"\ndir = "{tmp_path / "sweeps"}"\n{extra}\n'
         f'[base]\ndata_dir = "{data}"\nepochs = {epochs}\nplugin = "bow"\n'
-        f"[axes]\n{axes or 'params.lr = [0.2]\nseed = [0, 1]'}\n",
+        f"[axes]\n{axes or DEFAULT_AXES}\n",
         encoding="utf-8",
     )
     return path
