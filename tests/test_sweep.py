@@ -15,7 +15,6 @@ import pytest
 
 from qa_core.config import load_toml
 from qa_core.errors import ConfigError
-from qa_core.sweep.results import wilson
 from qa_core.sweep.spec import load_sweep
 from qa_core.sweep.trial import thread_env, threads_per_trial, write_run_toml
 
@@ -138,16 +137,6 @@ def test_thread_rule():
     assert env["OMP_NUM_THREADS"] == env["TF_NUM_INTRAOP_THREADS"] == "3" and env["TF_NUM_INTEROP_THREADS"] == "1"
 
 
-def test_wilson_interval_reference():
-    # 45/90 by hand: 0.5 -+ z*sqrt(0.25/90 + z^2/32400) / (1 + z^2/90) = 0.5 -+ 0.101163
-    low, high = wilson(45, 90)
-    assert low == pytest.approx(0.398837, abs=1e-6) and high == pytest.approx(0.601163, abs=1e-6)
-    # 0 of n: the closed form [0, z^2 / (n + z^2)]
-    z2 = 1.959963984540054**2
-    assert wilson(0, 10) == (0.0, pytest.approx(z2 / (10 + z2), abs=1e-12))
-    assert wilson(10, 10)[1] == 1.0
-
-
 # -------------------------------------------------------------------------------------------------
 # running sweeps
 # -------------------------------------------------------------------------------------------------
@@ -173,6 +162,8 @@ def test_grid_sweep_runs_every_trial_then_a_rerun_skips_them(tmp_path, qa, tiny_
     assert set(first["test_by_category"]) == {"simple", "dense", "superdense"}
     low, high = first["test_ci95"]
     assert low < first["test_accuracy"] < high
+    values = json.loads((Path(first["run_dir"]) / "summary.json").read_text())["values"]
+    assert [low, high] == [values["metrics/test/accuracy_low"], values["metrics/test/accuracy_high"]]
     by_hand = qa("run", "--config", str(tmp_path / "sweeps" / "grid" / "trials" / "t000" / "run.toml"), "--runs-dir", str(tmp_path / "by-hand"), "--no-progress")
     assert by_hand.code == 0, by_hand.err
     summary = json.loads(next((tmp_path / "by-hand").glob("*/summary.json")).read_text())
@@ -180,6 +171,16 @@ def test_grid_sweep_runs_every_trial_then_a_rerun_skips_them(tmp_path, qa, tiny_
     assert summary["best"]["accuracy"] == first["best_val_accuracy"]
     groups = {g["group"]: g for g in results["groups"]}
     assert groups["g000"]["seeds"] == [0, 1] and groups["g000"]["options"] == {"plugin": "bow", "params.lr": 0.01}
+    # Seed groups in the format of `qa run --seeds`: qa compare and qa report read them.
+    groups_dir = tmp_path / "sweeps" / "grid" / "groups"
+    aggregate = json.loads((groups_dir / "g000" / "aggregate.json").read_text())
+    assert aggregate["seeds"] == [0, 1]
+    assert aggregate["metrics"]["metrics/test/accuracy"]["values"] == [r["test_accuracy"] for r in results["trials"][:2]]
+    compared = qa("compare", str(groups_dir / "g000"), str(groups_dir / "g001"))
+    assert compared.code == 0, compared.err
+    assert "g000" in compared.out and "g001" in compared.out
+    report = qa("report", str(groups_dir / "g001"), "--out", str(tmp_path / "g001.html"))
+    assert report.code == 0, report.err
     rows = list(csv.DictReader(open(tmp_path / "sweeps" / "grid" / "results.csv")))
     assert [r["trial"] for r in rows] == ["t000", "t001", "t002", "t003"] and "test_dense_accuracy" in rows[0]
     assert "t003" in result.out and "seed groups" in result.out

@@ -1,6 +1,9 @@
 """The end of a sweep: one table (trial, options, best val, test accuracy with its 95% interval,
 per-category test accuracy), printed and written as results.csv and results.json; and the seed
-groups (trials that differ only by seed) with their mean and spread.
+groups (trials that differ only by seed), each written as a seed-group directory in the format
+of ``qa run --seeds`` (analysis/groups.py: group.json, aggregate.json, config.json, summary.json),
+so ``qa compare <sweep>/groups/g000 <sweep>/groups/g001`` and ``qa report`` read them as they
+read any group.
 
 Everything is read back from the trials' run directories (summary.json), so the table is the same
 whichever backend ran the trials, and can be rebuilt at any time from the files.
@@ -18,19 +21,18 @@ from ..fsutil import atomic_open
 from ..tracking.local import write_json
 from .manifest import Manifest, TrialRecord
 
-Z95 = 1.959963984540054
+def test_interval(values: dict[str, Any], accuracy: float | None, count: int) -> list[float] | None:
+    """The run's own 95% Wilson interval of test accuracy (summary values ``_low``/``_high``),
+    computed by the core's metrics.wilson for runs written before the bounds were stored."""
+    low, high = values.get("metrics/test/accuracy_low"), values.get("metrics/test/accuracy_high")
+    if low is not None and high is not None:
+        return [float(low), float(high)]
+    if accuracy is None or not count:
+        return None
+    from ..metrics import wilson
 
-
-def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion (no numpy needed, exact at 0 and n)."""
-    if n <= 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    low = 0.0 if successes <= 0 else max(0.0, centre - half)
-    high = 1.0 if successes >= n else min(1.0, centre + half)
-    return (low, high)
+    w_low, w_high = wilson(round(accuracy * count), count)
+    return [float(w_low), float(w_high)]
 
 
 def _summary(run_dir: str | None) -> dict[str, Any]:
@@ -50,7 +52,6 @@ def trial_row(record: TrialRecord) -> dict[str, Any]:
     test = summary.get("test") or {}
     count = int(test.get("count") or 0)
     accuracy = test.get("accuracy")
-    low, high = wilson(accuracy * count, count) if accuracy is not None and count else (None, None)
     by_category = {}
     for name, value in values.items():
         parts = name.split("/")
@@ -65,7 +66,7 @@ def trial_row(record: TrialRecord) -> dict[str, Any]:
         "best_val_accuracy": best.get("accuracy"),
         "test_accuracy": accuracy,
         "test_count": count or None,
-        "test_ci95": [low, high] if low is not None else None,
+        "test_ci95": test_interval(values, accuracy, count),
         "test_by_category": by_category,
         "epochs_run": summary.get("epochs_run"),
         "seconds": record.seconds,
@@ -92,9 +93,46 @@ def seed_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(groups.values())
 
 
+def write_group_dirs(manifest: Manifest, groups: list[dict[str, Any]]) -> None:
+    """Each seed group with two or more finished seeds as a ``qa run --seeds`` group directory
+    under ``<sweep>/groups/<group>``; its members stay where they are (relative paths)."""
+    import os
+    import time
+
+    from ..analysis.groups import AGGREGATE_FILE, GROUP_FILE, KIND, aggregate, summary_values
+    from ..analysis.runs import RunRecord
+
+    for group in groups:
+        if len(group["run_dirs"]) < 2:
+            continue
+        directory = manifest.directory / "groups" / group["group"]
+        directory.mkdir(parents=True, exist_ok=True)
+        members = [RunRecord.load(run_dir) for run_dir in group["run_dirs"]]
+        seeds = [int(m.config.get("seed", 0)) for m in members]
+        group_id = f"{manifest.name}-{group['group']}"
+        entries = [{"seed": seed, "run_id": m.run_id, "path": os.path.relpath(m.path, directory)} for seed, m in zip(seeds, members)]
+        write_json(directory / GROUP_FILE, {"kind": KIND, "group_id": group_id, "plugin": members[0].plugin, "seeds": seeds, "members": entries, "sweep": manifest.name, "trials": group["trials"]})
+        agg = aggregate([m.values for m in members], seeds)
+        write_json(directory / AGGREGATE_FILE, agg)
+        shared = {k: v for k, v in members[0].config.items() if k not in ("seed", "run_id")}
+        write_json(directory / "config.json", {**shared, "seeds": seeds, "sweep_options": group["options"]})
+        first = members[0]
+        write_json(
+            directory / "summary.json",
+            {
+                "kind": KIND, "run_id": group_id, "plugin": first.plugin, "plugin_version": first.plugin_version,
+                "framework": first.framework, "dataset": first.fact("dataset"), "status": "finished",
+                "epochs_run": first.summary.get("epochs_run"), "seconds": round(sum(float(m.summary.get("seconds") or 0) for m in members), 3),
+                "seeds": seeds, "values": summary_values(agg), "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )  # fmt: skip
+        group["group_dir"] = str(directory)
+
+
 def write_results(manifest: Manifest) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Path, Path]:
     rows = [trial_row(record) for record in manifest.trials]
     groups = seed_groups(rows)
+    write_group_dirs(manifest, groups)
     json_path = manifest.directory / "results.json"
     write_json(json_path, {"sweep": manifest.name, "trials": rows, "groups": groups})
     csv_path = manifest.directory / "results.csv"
@@ -136,7 +174,8 @@ def table(rows: list[dict[str, Any]], groups: list[dict[str, Any]]) -> str:
             options = " ".join(f"{k}={_short(v)}" for k, v in group["options"].items()) or "(base options)"
             spread = f" +- {group['test_accuracy_std']:.4f}" if group["test_accuracy_std"] is not None else ""
             mean = f"{group['test_accuracy_mean']:.4f}{spread}" if group["test_accuracy_mean"] is not None else "-"
-            out.append(f"  {group['group']}  {options}: {mean}  ({group['finished']} of {len(group['trials'])} seeds finished: {', '.join(group['trials'])})")
+            where = f" -> {group['group_dir']}" if group.get("group_dir") else ""
+            out.append(f"  {group['group']}  {options}: {mean}  ({group['finished']} of {len(group['trials'])} seeds finished: {', '.join(group['trials'])}){where}")
     failed = [row for row in rows if row["status"] == "failed"]
     for row in failed:
         out.append(f"{row['trial']} failed: {row['reason']}")
