@@ -170,7 +170,8 @@ def evaluate(
     target: Path = typer.Argument(..., help="A run directory (its best checkpoint is used) or a checkpoint file."),
     data: Path = typer.Option(..., "--data", help="JSONL or bAbI file to score."),
     data_format: str = typer.Option("auto", "--format", help="auto, jsonl or babi."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where eval files go [default: RUN_DIR/eval/<data file name>]."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where eval files go [default: a new RUN_DIR/eval/<data file name>-<sha256 prefix>]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let --out replace the files of a folder that holds some."),
     batch_size: int = typer.Option(64, "--batch-size", "-b"),
     threshold: float = typer.Option(0.5, "--threshold"),
     vocab: Optional[Path] = typer.Option(None, "--vocab", help="Vocabulary file, when the checkpoint is outside its run directory."),
@@ -181,7 +182,7 @@ def evaluate(
     from .evaluation import evaluate_saved
     from .plugins import load_plugins
 
-    report, out_dir, meta = evaluate_saved(target, data, load_plugins(), out, batch_size, threshold, data_format, vocab)
+    report, out_dir, meta = evaluate_saved(target, data, load_plugins(), out, batch_size, threshold, data_format, vocab, overwrite=overwrite)
     console.say(f"model: {meta['plugin']} {meta.get('plugin_version', '?')}, epoch {meta.get('epoch', '?')} of run {meta.get('run_id', '?')}")
     console.say(console.results_block(report))
     console.say(f"eval files: {out_dir}")

@@ -17,7 +17,7 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -74,12 +74,13 @@ def write_eval(
     probs: np.ndarray,
     plots: bool = False,
     lost: dict[str, str] | None = None,
+    scored: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Write the eval/ files for one scored split; returns the paths written. With ``plots``, also
     the PNG plots when matplotlib is installed (without it: one warning line, the numbers still).
     With ``lost`` (a training run), a file that cannot be written (a full disk) is one warning and
     an entry ``eval/<name>: reason`` there instead of an error: the results are printed anyway."""
-    contents = _eval_contents(report, examples, probs)
+    contents = _eval_contents(report, examples, probs, scored)
     written: list[Path] = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -110,8 +111,9 @@ def _lost_all(directory: Path, names: list[str], exc: OSError, lost: dict[str, s
     return []
 
 
-def _eval_contents(report: MetricsReport, examples: Sequence[Example], probs: np.ndarray) -> dict[str, str]:
-    """The text of every eval file, by name (EVAL_FILES order)."""
+def _eval_contents(report: MetricsReport, examples: Sequence[Example], probs: np.ndarray, scored: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The text of every eval file, by name (EVAL_FILES order). ``scored`` (``qa evaluate``: the
+    data file and the checkpoint) goes into metrics.json first."""
     def as_json(data: Any) -> str:
         return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
 
@@ -141,7 +143,7 @@ def _eval_contents(report: MetricsReport, examples: Sequence[Example], probs: np
         }
         lines.append(json_line(record))
     return {
-        "metrics.json": as_json(report.to_json()),
+        "metrics.json": as_json({**(scored or {}), **report.to_json()}),
         "groups.csv": buffer.getvalue(),
         "confusion_matrix.json": as_json(confusion),
         "misclassified.jsonl": "".join(line + "\n" for line in lines),
@@ -197,9 +199,15 @@ def evaluate_saved(
     data_format: str = "auto",
     vocab_file: Path | None = None,
     plots: bool = True,
+    overwrite: bool = False,
 ) -> tuple[MetricsReport, Path, dict[str, Any]]:
     """Score the model at ``target`` on ``data_file``; write eval files (and plots, when asked and
-    matplotlib is installed). Returns (report, eval dir, meta)."""
+    matplotlib is installed). Returns (report, eval dir, meta).
+
+    The default folder is ``RUN_DIR/eval/<data file stem>-<first 8 hex of its sha256>``, a new one
+    (``-2``, ``-3`` ...) when that exists: scoring another file of the same name, or the same file
+    again, never replaces earlier results. An ``out_dir`` that holds files is refused unless
+    ``overwrite``."""
     from . import metrics
     from .checkpoints import meta_path, read_meta
     from .data.loading import read_examples
@@ -207,6 +215,10 @@ def evaluate_saved(
     from .errors import CheckpointError
     from .types import ModelSpec
 
+    if out_dir is not None and out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        from .errors import ConfigError
+
+        raise ConfigError(f"--out {out_dir}: already holds files; choose another folder or give --overwrite")
     suffixes = [r.info.checkpoint_suffix for r in pm.loaded("model") if r.info and r.info.checkpoint_suffix]
     checkpoint, run_dir = find_checkpoint(target, suffixes)
     suffix = next((s for s in suffixes if checkpoint.name.endswith(s) and meta_path(checkpoint, s).is_file()), None)
@@ -231,8 +243,35 @@ def evaluate_saved(
     model = model_plugin.load(checkpoint, spec, meta)
     probs = np.asarray(model_plugin.evaluate(model, split, batch_size), dtype=np.float32).reshape(-1)
     report = metrics.compute_for_split(split, probs, threshold)
+    source = file_record(Path(data_file))
     if out_dir is None:
         base = run_dir if run_dir is not None else checkpoint.parent
-        out_dir = base / "eval" / Path(data_file).stem
-    write_eval(out_dir, report, examples, probs, plots=plots)
+        out_dir = fresh_dir(base / "eval", f"{Path(data_file).stem}-{source['sha256'][:8]}")
+    scored = {"data": source, "model": {"checkpoint": str(checkpoint.resolve()), "run_id": meta.get("run_id"), "epoch": meta.get("epoch"), "plugin": meta.get("plugin")}}
+    write_eval(out_dir, report, examples, probs, plots=plots, scored=scored)
     return report, out_dir, meta
+
+
+def file_record(path: Path) -> dict[str, Any]:
+    """Which file was scored: absolute path, size and sha256 (read in 1 MiB blocks)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(path.resolve()), "size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def fresh_dir(parent: Path, name: str) -> Path:
+    """``parent/name``, or ``name-2``, ``name-3`` ... when it is taken; created, so a concurrent
+    ``qa evaluate`` takes the next one."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for number in range(1, 10_000):
+        candidate = parent / (name if number == 1 else f"{name}-{number}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{parent}: no free folder name for {name}")

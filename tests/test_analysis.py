@@ -183,7 +183,8 @@ def probed(qa, cutoff_run, cutoff_env):
 def test_evaluate_writes_exact_eval_files_and_plots(qa, cutoff_run, cutoff_env, tiny_data):
     result = qa("evaluate", str(cutoff_run), "--data", str(tiny_data / "test.jsonl"), env=cutoff_env)
     assert result.code == 0, result.err
-    out = cutoff_run / "eval" / "test"
+    out = Path(result.out.split("eval files: ")[1].strip())
+    assert out.parent == cutoff_run / "eval" and out.name.startswith("test-")
     test = read_jsonl(tiny_data / "test.jsonl")
     expected = expected_cells(test)
 
