@@ -2,6 +2,7 @@
 
     runs/<run_id>/config.json     resolved config (secrets redacted), plugin name and version
     runs/<run_id>/metrics.jsonl   one JSON line per epoch: {"epoch": n, <metric name>: value, ...}
+    runs/<run_id>/metrics.csv     the same as a table: one row per epoch, one column per name
     runs/<run_id>/summary.json    best epoch, top-k, final test metrics, status
 
 It is an ordinary tracker plugin (the hooks below) registered by the core itself rather than
@@ -117,6 +118,29 @@ def _flush_pending(run: RunContext) -> None:
     else:
         pending.clear()
         _written(run, "metrics.jsonl")
+        _write_csv(run)
+
+
+def _write_csv(run: RunContext) -> None:
+    """metrics.csv, rebuilt from metrics.jsonl (so a resume's dropped epochs drop out of it too).
+    A column per name in first-seen order; an epoch without a name leaves its cell empty."""
+    import csv
+    import io
+
+    from ..analysis.runs import read_metric_lines
+
+    try:
+        lines = read_metric_lines(run.run_dir / "metrics.jsonl")
+        columns = list(dict.fromkeys(name for line in lines for name in line))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(lines)
+        atomic_write(run.run_dir / "metrics.csv", buffer.getvalue())
+    except OSError as exc:
+        _failed(run, "metrics.csv", exc, "the epoch table is out of date (metrics.jsonl holds the same numbers)")
+    else:
+        _written(run, "metrics.csv")
 
 
 def _append_lines(path: Path, text: str) -> None:
