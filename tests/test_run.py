@@ -107,7 +107,9 @@ def test_evaluate_scores_the_best_checkpoint_like_the_run_did(bow_run, qa, tiny_
     assert result.code == 0, result.err
     summary = json.loads((run_dir / "summary.json").read_text())
     assert f"Overall accuracy: {summary['test']['accuracy']:.4f}" in result.out
-    assert (run_dir / "eval" / "test" / "misclassified.jsonl").is_file()
+    out = Path(result.out.split("eval files: ")[1].strip())  # eval/test-<sha256 prefix>
+    assert out.parent == run_dir / "eval" and out.name.startswith("test-")
+    assert (out / "misclassified.jsonl").is_file()
     by_file = qa("evaluate", str(run_dir / "checkpoints" / "best.npz"), "--data", str(tiny_data / "val.jsonl"), "--out", str(run_dir / "val-eval"))
     assert by_file.code == 0, by_file.err
     assert json.loads((run_dir / "val-eval" / "metrics.json").read_text())["overall"]["count"] == len(read_jsonl(tiny_data / "val.jsonl"))
