@@ -43,7 +43,8 @@ class RawLoop:
     """The hand-written baseline: the loop a PyTorch user writes without a framework."""
 
     def __init__(self, spec: ModelSpec, torch: Any):
-        from qa_transformer_torch.engine import make_network, make_optimizer
+        from qa_transformer_torch.engine import make_optimizer
+        from qa_transformer_torch.network import make_network
 
         self.torch = torch
         torch.manual_seed(spec.seed)

@@ -1,4 +1,7 @@
-"""The ``.pt`` checkpoint: one ``torch.save``d dict of plain values and tensors.
+"""The ``.pt`` checkpoint file format: one ``torch.save``d dict of plain values and tensors.
+
+This module knows the file only (write, read safely, check against a spec); what goes into the
+engine's part of it and back into a model is :mod:`.engine`'s business.
 
 Layout (``format`` 1)::
 
@@ -7,7 +10,12 @@ Layout (``format`` 1)::
      "vocab_hash": "<sha256>", "vocab_size": 412, "max_len": 96, "pad_id": 0,
      "params": {"d_model": 64, ...}, "epoch": 3, "metrics": {...},
      "model": <state_dict>, "optimizer": <state_dict>,
+     "scheduler": <state_dict> | None, "scaler": <state_dict> | None,
      "rng": {"torch": <ByteTensor>, "cuda": [<ByteTensor>, ...]}}
+
+``scheduler`` (the learning-rate schedule's position) and ``scaler`` (float16's loss scale) came
+with the training kit; a file written before them has neither and loads as "no schedule state",
+which is exactly what its run had.
 
 It is read back with ``torch.load(weights_only=True)``, which unpickles nothing but containers,
 numbers, strings and tensors, so a checkpoint can never run code. Loading checks the file's own
@@ -26,17 +34,16 @@ import torch
 from qa_core import CheckpointError, ModelSpec
 
 from . import __version__
-from .engine import TorchModel, build
 from .params import ARCHITECTURE
 
 FORMAT = 1
 PACKAGE = "qa-transformer-torch"
 
 
-def save(model: TorchModel, path: Path, spec: ModelSpec, meta: Mapping[str, Any]) -> None:
-    epoch = int(meta.get("epoch", model.epoch) or 0)
-    model.epoch = epoch
-    state = {
+def write(path: Path, spec: ModelSpec, meta: Mapping[str, Any], state: Mapping[str, Any]) -> None:
+    """Write the record of ``spec`` and ``meta`` with the engine's ``state`` (model, optimizer,
+    scheduler, scaler, rng) into one ``.pt`` file."""
+    record = {
         "format": FORMAT,
         "package": PACKAGE,
         "plugin": spec.plugin,
@@ -47,17 +54,11 @@ def save(model: TorchModel, path: Path, spec: ModelSpec, meta: Mapping[str, Any]
         "max_len": spec.max_len,
         "pad_id": spec.pad_id,
         "params": plain(dict(spec.params)),
-        "epoch": epoch,
+        "epoch": int(meta.get("epoch") or 0),
         "metrics": plain(dict(meta.get("metrics") or {})),
-        "model": model.network.state_dict(),
-        "optimizer": model.optimizer.state_dict(),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            # Only when CUDA is already in use: querying it would initialise it for nothing.
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-        },
+        **state,
     }
-    torch.save(state, path)
+    torch.save(record, path)
 
 
 def plain(value: Any) -> Any:
@@ -127,23 +128,3 @@ def check(state: Mapping[str, Any], path: Path, spec: ModelSpec) -> None:
     different = [f"{name}={found[name]!r} (expected {value!r})" for name, value in expected.items() if found[name] != value]
     if different:
         raise CheckpointError(f"{path}: shape mismatch: checkpoint has {', '.join(different)}")
-
-
-def load(path: Path, spec: ModelSpec) -> TorchModel:
-    state = read(Path(path))
-    check(state, path, spec)
-    model = build(spec, seed=False)
-    try:
-        model.network.load_state_dict(state["model"])
-        model.optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path}: weights do not fit the model: {exc}") from None
-    model.epoch = int(state.get("epoch", 0))
-    # Restoring the generators makes a resumed run draw the dropout masks an uninterrupted one
-    # would have; evaluation draws nothing, so loading for scoring is unaffected.
-    rng = state.get("rng") or {}
-    if "torch" in rng:
-        torch.set_rng_state(rng["torch"])
-    if rng.get("cuda") and model.device.type == "cuda" and len(rng["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    return model

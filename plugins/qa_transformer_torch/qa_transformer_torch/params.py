@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from qa_core import Param
+from qa_core import Param, training_kit
 
 # "auto", "cpu", "mps", "cuda" or "cuda:<index>"; availability is checked when the model is built.
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
@@ -105,6 +105,8 @@ PARAMS: tuple[Param, ...] = (
     Param("grad_clip", float, 1.0, "clip the global gradient norm to this value; 0 turns clipping off", minimum=0.0),
     Param("device", str, "auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:<index> or mps", check=_device),
     Param("threads", int, 0, "CPU threads for torch; 0 = the cores this process may use", minimum=0, maximum=1024),
+    # schedule, warmup_steps, min_lr_ratio, plateau_*, precision, gradient_accumulation_steps
+    *training_kit.PARAMS,
 )
 
 DEFAULTS: dict[str, Any] = {param.name: param.default for param in PARAMS}
@@ -115,6 +117,7 @@ ARCHITECTURE = ("d_model", "heads", "layers", "ff_dim", "max_len", "pooling", "q
 
 def validate(params: Mapping[str, Any]) -> None:
     """Cross-parameter rules; raises ValueError with the message the user sees."""
+    training_kit.validate(params)
     d_model, heads = params["d_model"], params["heads"]
     if d_model % heads:
         divisors = [h for h in range(1, min(d_model, 16) + 1) if d_model % h == 0]

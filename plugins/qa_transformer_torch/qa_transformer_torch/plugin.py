@@ -1,8 +1,8 @@
 """The ``transformer`` entry point: the hooks the core calls, and nothing heavier.
 
-This module must import without torch (``qa plugins`` describes the plugin from here), so every
-hook that needs torch imports its module on first call; train and evaluate calls go straight to
-methods of the handle :func:`qa_build` returned.
+This module must import without torch (``qa plugins`` describes the plugin from here), so
+:func:`qa_build` and :func:`qa_load_checkpoint` import :mod:`.engine` on first call; every other
+hook goes straight to a method of the handle they returned.
 """
 
 from __future__ import annotations
@@ -33,14 +33,19 @@ def qa_describe() -> PluginInfo:
 
 @hookimpl
 def qa_build(spec: ModelSpec) -> Any:
-    from .engine import build
+    from . import engine
 
-    return build(spec)
+    return engine.build(spec)
 
 
 @hookimpl
 def qa_train_step(model: Any, batch: Batch) -> tuple[Any, Any]:
     return model.train_step(batch)
+
+
+@hookimpl
+def qa_model_metrics(model: Any) -> Mapping[str, float]:
+    return model.metrics()
 
 
 @hookimpl
@@ -50,14 +55,12 @@ def qa_evaluate(model: Any, data: EncodedSplit, batch_size: int) -> np.ndarray:
 
 @hookimpl
 def qa_save_checkpoint(model: Any, path: Path, spec: ModelSpec, meta: Mapping[str, Any]) -> bool:
-    from .checkpoint import save
-
-    save(model, Path(path), spec, meta)
+    model.save(Path(path), meta)
     return True
 
 
 @hookimpl
 def qa_load_checkpoint(path: Path, spec: ModelSpec, meta: Mapping[str, Any]) -> Any:
-    from .checkpoint import load
+    from . import engine
 
-    return load(Path(path), spec)
+    return engine.load(Path(path), spec)

@@ -1,9 +1,10 @@
-"""Where the model runs: device choice, CPU threads and seeding."""
+"""Where the model runs: device choice, CPU threads, seeding and random state, numeric precision."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 
@@ -69,3 +70,39 @@ def configure_threads(threads: int) -> None:
 def seed_everything(seed: int) -> None:
     """Seed torch's CPU and CUDA generators: weight init and dropout draw from them."""
     torch.manual_seed(seed)
+
+def rng_state() -> dict[str, Any]:
+    """The generators dropout draws from, to store in a checkpoint."""
+    return {
+        "torch": torch.get_rng_state(),
+        # Only when CUDA is already in use: querying it would initialise it for nothing.
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+    }
+
+
+def restore_rng(state: Mapping[str, Any], device: torch.device) -> None:
+    """Put the generators back where :func:`rng_state` found them, so a resumed run draws the
+    dropout masks an uninterrupted one would have; evaluation draws nothing."""
+    if "torch" in state:
+        torch.set_rng_state(state["torch"])
+    if state.get("cuda") and device.type == "cuda" and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device`` (None: plain float32).
+
+    float16 is refused off CUDA: without a loss-scaled fused kernel path it is slower than
+    float32 on a CPU and its 5-bit exponent underflows small gradients; bfloat16 has float32's
+    range and is the mixed precision for CPUs (and recent GPUs).
+    """
+    if precision == "32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type != "cuda":
+        raise ConfigError(
+            f"--param precision=16: float16 training needs a CUDA device (this model runs on {device.type}); "
+            "use precision=bf16 for mixed precision here"
+        )
+    return torch.float16

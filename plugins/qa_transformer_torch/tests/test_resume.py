@@ -1,5 +1,6 @@
 """Interrupt a real `qa run --plugin transformer` with SIGINT, resume it, and get exactly the
-metrics of an uninterrupted run (CPU, fixed seed, dropout on so the RNG state matters)."""
+metrics of an uninterrupted run (CPU, fixed seed, dropout on so the RNG state matters, a warm-up
++ cosine schedule mid-way so the scheduler's state matters: learning rates and losses equal)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import pytest
 QA = [sys.executable, "-m", "qa_core.cli"]
 ARGS = ["--plugin", "transformer", "--epochs", "4", "--batch-size", "8", "--seed", "7", "--no-progress",
         "--param", "d_model=16", "--param", "heads=2", "--param", "layers=1", "--param", "ff_dim=32",
-        "--param", "dropout=0.2", "--param", "max_len=48", "--param", "device=cpu", "--param", "threads=1"]
+        "--param", "dropout=0.2", "--param", "max_len=48", "--param", "device=cpu", "--param", "threads=1",
+        "--param", "schedule=cosine", "--param", "warmup_steps=30"]
 
 
 def env() -> dict[str, str]:
@@ -64,5 +66,7 @@ def test_sigint_then_resume_equals_an_uninterrupted_run(data, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     expected = lines(only_run(tmp_path / "a"))
     assert lines(interrupted) == expected
+    rates = [line["metrics/train/lr"] for line in expected]
+    assert len(set(rates)) == 4 and all(line["metrics/train/grad_norm"] > 0 for line in expected)
     summary = json.loads((interrupted / "summary.json").read_text())
     assert summary["test"]["accuracy"] == json.loads((only_run(tmp_path / "a") / "summary.json").read_text())["test"]["accuracy"]

@@ -25,6 +25,7 @@ import math
 import torch
 from torch import nn
 
+from qa_core import ModelSpec
 from qa_core.data.tokenizer import SEP
 
 #: The question words the match feature tells apart, counted from the end of the row; repeats of
@@ -158,3 +159,22 @@ class QATransformer(nn.Module):
         in_question = (positions >= sep_at) & (sep_at >= 0)
         ids = torch.where(in_question, MATCH_WORDS + 1, ids)
         return ids.masked_fill(padding, 0)
+
+
+def make_network(spec: ModelSpec) -> QATransformer:
+    """The network ``spec`` describes (shapes from the data, the rest from ``spec.params``)."""
+    p = spec.params
+    return QATransformer(
+        vocab_size=spec.vocab_size,
+        max_len=spec.max_len,
+        d_model=p["d_model"],
+        heads=p["heads"],
+        layers=p["layers"],
+        ff_dim=p["ff_dim"],
+        dropout=p["dropout"],
+        pooling=p["pooling"],
+        question_match=p["question_match"],
+        conv_kernel=p["conv_kernel"],
+        distance_bias=p["distance_bias"],
+        pad_id=spec.pad_id,
+    )

@@ -97,7 +97,7 @@ def test_padding_never_changes_a_row(model_plugin, tiny_data, make_spec, overrid
 
 
 def test_match_ids_mark_story_words_that_the_question_repeats():
-    from qa_transformer_torch.model import MATCH_WORDS, QATransformer
+    from qa_transformer_torch.network import MATCH_WORDS, QATransformer
 
     # story: 5 mary 6 kitchen 7 | SEP | question: 8 mary 9 kitchen 10, then padding
     tokens = torch.tensor([[5, 11, 6, 7, 2, 8, 11, 9, 6, 10, 0, 0]])
