@@ -7,7 +7,7 @@ each on a model built by the plugin's own ``build`` from the same seed:
 * ``raw_fit``: ``model.fit(x, y, batch_size, epochs=1, shuffle=False, verbose=0)`` on the numpy
   arrays: what a Keras user writes. Keras wraps them in an autotuned tf.data pipeline.
 * ``raw_fit_same_pipeline``: ``model.fit(batches(...), verbose=0)`` on the plugin's own pipeline
-  (``qa_lstm_tf.model.batches``): what qa adds around ``fit`` and nothing else.
+  (``qa_lstm_tf.engine.batches``): what qa adds around ``fit`` and nothing else.
 
 Parity first (one epoch from the same seed on qa and on raw_fit: same loss to 5 decimals), then
 each ratio from alternating epochs.
@@ -32,10 +32,10 @@ def run(quick: bool, train_rows: int | None = None, repeats: int | None = None) 
     if plugin is None:
         result.skipped = "the lstm plugin (or TensorFlow) is not installed"
         return result
-    from qa_lstm_tf.model import batches, build  # the plugin's own builder and pipeline
+    from qa_lstm_tf.engine import batches, build  # the plugin's own builder and pipeline
 
     # 1,500 rows (47 steps) even when quick: on 640 rows an epoch is ~0.7 s and Keras' numpy
-    # pipeline's occasional stalls (+0.6-0.8 s, see qa_lstm_tf.model.batches) swamp the ratio.
+    # pipeline's occasional stalls (+0.6-0.8 s, see qa_lstm_tf.engine.batches) swamp the ratio.
     train_rows = train_rows or (1500 if quick else 4500)
     repeats = repeats or (4 if quick else 7)
     prepared = prepare(plugin, {}, train_rows, 90)

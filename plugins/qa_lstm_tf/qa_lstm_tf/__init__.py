@@ -1,7 +1,7 @@
 """qa model plugin: an Embedding + LSTM + sigmoid classifier in Keras 3 on TensorFlow.
 
 Importing this package is cheap: TensorFlow is imported only when a model is built or loaded
-(:mod:`qa_lstm_tf.tf_runtime`), so ``qa --help`` and ``qa plugins`` stay fast and keep working
+(:mod:`qa_lstm_tf.runtime`), so ``qa --help`` and ``qa plugins`` stay fast and keep working
 on a machine without TensorFlow.
 """
 

@@ -16,7 +16,13 @@ Root attributes (all scalars; JSON text where the value is structured):
 ``qa_max_len``         encoded sequence length
 ``qa_params``          JSON: every hyperparameter
 ``qa_meta``            JSON: the core's meta (epoch, metrics, ...), for a human reading the file
+``qa_train_state``     JSON: the engine's own training state (the plateau rule's best loss and count)
 =====================  ==========================================================================
+
+The group ``qa_rng`` holds one dataset per Keras ``SeedGenerator`` (the state every dropout mask
+is drawn from), so a resumed run draws the masks an uninterrupted one would have. Files written
+before ``qa_train_state`` and ``qa_rng`` existed still load (format 1): without them a resumed
+run starts its dropout stream and plateau count afresh, as those runs did.
 
 Keras itself stores the optimizer's state (Adam's step count and moments) in the ``optimizer``
 group, so a checkpoint resumes training where it stopped; :attr:`Header.optimizer_variables`
@@ -28,9 +34,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import h5py
+import numpy as np
 from qa_core import CheckpointError, ModelSpec
 
 from . import __version__
@@ -51,10 +58,14 @@ class Header:
     params: dict[str, Any]
     #: How many optimizer variables Keras saved (step count, learning rate, then 2 per weight).
     optimizer_variables: int
+    #: The engine's training state and the seed generators' states ({} and () in older files).
+    train_state: dict[str, Any]
+    rng: tuple[np.ndarray, ...]
 
 
-def write_header(path: Path, spec: ModelSpec, meta: Mapping[str, Any]) -> None:
-    """Add the qa attributes to a weights file Keras just wrote."""
+def write_header(path: Path, spec: ModelSpec, meta: Mapping[str, Any], train_state: Mapping[str, Any], rng: Sequence[np.ndarray]) -> None:
+    """Add the qa attributes, the training state and the random state to a weights file Keras
+    just wrote."""
     with h5py.File(path, "a") as file:
         attrs = file.attrs
         attrs["qa_format"] = FORMAT
@@ -66,6 +77,10 @@ def write_header(path: Path, spec: ModelSpec, meta: Mapping[str, Any]) -> None:
         attrs["qa_max_len"] = int(spec.max_len)
         attrs["qa_params"] = json.dumps(dict(spec.params), sort_keys=True)
         attrs["qa_meta"] = json.dumps(dict(meta), sort_keys=True, default=str)
+        attrs["qa_train_state"] = json.dumps(dict(train_state), sort_keys=True)
+        group = file.require_group("qa_rng")
+        for index, state in enumerate(rng):
+            group.create_dataset(str(index), data=state)
 
 
 def _text(value: Any) -> str:
@@ -93,6 +108,8 @@ def read_header(path: Path) -> Header:
                 max_len=int(attrs["qa_max_len"]),
                 params=json.loads(_text(attrs["qa_params"])),
                 optimizer_variables=len(file.get("optimizer/vars", ())),
+                train_state=json.loads(_text(attrs.get("qa_train_state", "{}"))),
+                rng=tuple(np.asarray(rng[str(index)]) for index in range(len(rng))) if (rng := file.get("qa_rng")) else (),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{path}: damaged qa header ({type(exc).__name__}: {exc})") from None

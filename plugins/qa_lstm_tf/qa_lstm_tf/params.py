@@ -13,9 +13,9 @@ five epochs or only memorises the training set.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
-from qa_core import Param
+from qa_core import Param, training_kit
 
 
 def _positive(value: float) -> str | None:
@@ -99,6 +99,8 @@ PARAMS: tuple[Param, ...] = (
         minimum=4,
         maximum=4096,
     ),
+    # schedule, warmup_steps, min_lr_ratio, plateau_*, precision, gradient_accumulation_steps
+    *training_kit.PARAMS,
 )
 
 DEFAULTS: dict[str, Any] = {param.name: param.default for param in PARAMS}
@@ -108,3 +110,8 @@ DEFAULTS: dict[str, Any] = {param.name: param.default for param in PARAMS}
 #: overrides the ``max_len`` parameter.)
 ARCHITECTURE = ("embedding_dim", "question_first", "question_match", "conv_width", "units", "layers", "bidirectional")
 
+
+
+def validate(params: Mapping[str, Any]) -> None:
+    """Cross-parameter rules; raises ValueError with the message the user sees."""
+    training_kit.validate(params)

@@ -1,8 +1,9 @@
-"""The ``lstm`` model plugin's hooks (entry point ``lstm = "qa_lstm_tf.plugin"``).
+"""The ``lstm`` entry point (``lstm = "qa_lstm_tf.plugin"``): the hooks the core calls, and
+nothing heavier.
 
-This module must stay cheap to import: ``qa plugins`` and ``qa --help`` load it. TensorFlow comes
-in with :mod:`qa_lstm_tf.model`, which every hook below but :func:`qa_describe` imports on first
-use (a second import is a dictionary lookup).
+This module must import without TensorFlow (``qa plugins`` describes the plugin from here), so
+:func:`qa_build` and :func:`qa_load_checkpoint` import :mod:`.engine` on first call; every other
+hook goes straight to a method of the handle they returned.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from qa_core import EncodedSplit, ModelSpec, PluginInfo, hookimpl
 
-from .params import PARAMS
+from .params import PARAMS, validate
 
 CHECKPOINT_SUFFIX = ".weights.h5"  # Keras 3 refuses any other name for a weights file
 
@@ -26,37 +27,38 @@ def qa_describe() -> PluginInfo:
         framework="tensorflow",
         params=PARAMS,
         checkpoint_suffix=CHECKPOINT_SUFFIX,
+        validate=validate,
     )
 
 
 @hookimpl
 def qa_build(spec: ModelSpec) -> Any:
-    from . import model as keras_lstm
+    from . import engine
 
-    return keras_lstm.build(spec)
+    return engine.build(spec)
 
 
 @hookimpl
 def qa_train_epoch(
     model: Any, data: EncodedSplit, batch_size: int, epoch: int, on_batch: Callable[[int, Any], None]
 ) -> Mapping[str, float]:
-    from . import model as keras_lstm
+    return model.train_epoch(data, batch_size, epoch, on_batch)
 
-    return keras_lstm.train_epoch(model, data, batch_size, epoch, on_batch)
+
+@hookimpl
+def qa_model_metrics(model: Any) -> Mapping[str, float]:
+    return model.metrics()
 
 
 @hookimpl
 def qa_evaluate(model: Any, data: EncodedSplit, batch_size: int) -> np.ndarray:
-    from . import model as keras_lstm
-
-    return keras_lstm.predict(model, data, batch_size)
+    return model.evaluate(data, batch_size)
 
 
 @hookimpl
 def qa_save_checkpoint(model: Any, path: Path, spec: ModelSpec, meta: Mapping[str, Any]) -> bool:
-    from . import model as keras_lstm
-
-    return keras_lstm.save(model, path, spec, meta)
+    model.save(Path(path), meta)
+    return True
 
 
 @hookimpl
@@ -65,6 +67,6 @@ def qa_load_checkpoint(path: Path, spec: ModelSpec, meta: Mapping[str, Any]) -> 
 
     # Refuse a foreign file before paying for the TensorFlow import (h5py only).
     checkpoint.check_header(Path(path), checkpoint.read_header(Path(path)), spec)
-    from . import model as keras_lstm
+    from . import engine
 
-    return keras_lstm.load(path, spec, meta)
+    return engine.load(Path(path), spec)

@@ -174,7 +174,7 @@ def test_a_transformer_checkpoint_is_refused_by_the_lstm(transformer_dir):
 
 
 def load_tensorflow(env: dict[str, str]) -> subprocess.CompletedProcess:
-    code = "import os\nfrom qa_lstm_tf import tf_runtime\ntf_runtime.load()\nprint(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n"
+    code = "import os\nfrom qa_lstm_tf import runtime\nruntime.load()\nprint(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n"
     full_env = {k: v for k, v in os.environ.items() if k not in ("QA_TF_VERBOSE", "TF_CPP_MIN_LOG_LEVEL")}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**full_env, **env}, timeout=120)
 
@@ -190,7 +190,7 @@ def test_tensorflow_is_imported_quietly_unless_asked():
 
 
 def test_the_stderr_filter_drops_start_up_notices_and_keeps_everything_else():
-    from qa_lstm_tf.tf_runtime import _NOISE
+    from qa_lstm_tf.runtime import _NOISE
 
     noise = [
         "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",

@@ -1,4 +1,5 @@
-"""Import TensorFlow and Keras once, quietly, with the TensorFlow backend.
+"""Where the model runs: TensorFlow and Keras imported once, quietly, with the TensorFlow
+backend; seeding and the random state dropout draws from; numeric precision.
 
 TensorFlow prints start-up notices from C++ before Python gets control (oneDNN, CPU features,
 CUDA not found, absl's "log messages before InitializeLog" banner) and logs at run time
@@ -24,9 +25,9 @@ import re
 import sys
 import tempfile
 from types import ModuleType
-from typing import Iterator
+from typing import Any, Iterator, Sequence
 
-from qa_core import QAError
+from qa_core import ConfigError, QAError
 
 VERBOSE_ENV = "QA_TF_VERBOSE"
 
@@ -106,3 +107,50 @@ def load() -> tuple[ModuleType, ModuleType]:
     logging.getLogger("absl").setLevel(logging.ERROR)
     _modules = (tf, keras)
     return _modules
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow: the initial weights and every dropout mask follow."""
+    _, keras = load()
+    keras.utils.set_random_seed(seed)
+
+
+def seed_generators(model: Any) -> list[Any]:
+    """Every Keras ``SeedGenerator`` of ``model`` (one per dropout of each layer), in layer order.
+
+    Keras 3's dropout is stateless random ops keyed by these generators' states, and
+    ``save_weights`` leaves the states out; a checkpoint that did not store them would make a
+    resumed run draw the masks of epoch 1 again.
+    """
+    return [generator for layer in model._flatten_layers() for generator in layer._seed_generators]
+
+
+def rng_state(model: Any) -> list[Any]:
+    return [generator.state.numpy() for generator in seed_generators(model)]
+
+
+def restore_rng(model: Any, states: Sequence[Any]) -> None:
+    generators = seed_generators(model)
+    if len(states) != len(generators):
+        raise ValueError(f"{len(states)} random-generator states for the model's {len(generators)}")
+    for generator, state in zip(generators, states):
+        generator.state.assign(state)
+
+
+def dtype_policy(precision: str) -> str:
+    """The Keras mixed-precision policy of ``precision``.
+
+    float16 is refused without a GPU: TensorFlow's CPU kernels run it slower than float32 and its
+    5-bit exponent underflows small gradients; bfloat16 has float32's range and runs on CPUs.
+    """
+    if precision == "32":
+        return "float32"
+    if precision == "bf16":
+        return "mixed_bfloat16"
+    tf, _ = load()
+    if not tf.config.list_physical_devices("GPU"):
+        raise ConfigError(
+            "--param precision=16: float16 training needs a GPU (TensorFlow sees none here); "
+            "use precision=bf16 for mixed precision here"
+        )
+    return "mixed_float16"

@@ -168,8 +168,8 @@ def test_same_seed_gives_the_same_predictions(lstm, data):
 
 
 def test_question_view_reads_the_question_first_and_marks_its_words_in_the_story(data):
-    from qa_lstm_tf.layers import QuestionView
-    from qa_lstm_tf.model import SEP_ID
+    from qa_core.data.tokenizer import SEP as SEP_ID
+    from qa_lstm_tf.network import QuestionView
 
     _, train_split, _ = data
     tokens, lengths = train_split.tokens[:8], train_split.lengths[:8]
