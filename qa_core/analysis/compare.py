@@ -341,7 +341,8 @@ def format_table(comparison: Comparison) -> str:
         {"paired": "exact McNemar on the paired predictions", "unpaired": "two-proportion z-test (test sets differ)"}[m] for m in sorted(methods)
     )
     lines.append(f"{MARK} significantly better than every other run in that row: {how or 'no test'}; cells Holm-corrected, p < {ALPHA:g}")
-    lines.append("intervals: Wilson 95%")
+    groups = any(getattr(run, "members", None) for run in comparison.runs)
+    lines.append("intervals: Wilson 95%" + ("; a group's: the wider of the across-seed t interval and Wilson's" if groups else ""))
     lines.extend(f"note: {note}" for note in comparison.notes)
     return "\n".join(lines)
 
