@@ -110,6 +110,10 @@ def test_evaluate_scores_the_best_checkpoint_like_the_run_did(bow_run, qa, tiny_
     out = Path(result.out.split("eval files: ")[1].strip())  # eval/test-<sha256 prefix>
     assert out.parent == run_dir / "eval" and out.name.startswith("test-")
     assert (out / "misclassified.jsonl").is_file()
+    # the same records as the run's own test scoring: the kept predictions pair, and agree
+    kept = [json.loads((d / "predictions.json").read_text()) for d in (run_dir / "eval", out)]
+    assert kept[0]["records_sha256"] == kept[1]["records_sha256"]
+    assert (run_dir / "eval" / "predictions.jsonl").read_text() == (out / "predictions.jsonl").read_text()
     by_file = qa("evaluate", str(run_dir / "checkpoints" / "best.npz"), "--data", str(tiny_data / "val.jsonl"), "--out", str(run_dir / "val-eval"))
     assert by_file.code == 0, by_file.err
     assert json.loads((run_dir / "val-eval" / "metrics.json").read_text())["overall"]["count"] == len(read_jsonl(tiny_data / "val.jsonl"))

@@ -175,7 +175,8 @@ def probe(
     write_jsonl(data_file, examples)
 
     threshold_decision = float(run.config.get("threshold", 0.5))
-    report, _, meta = evaluate_saved(run.path, data_file, pm or load_plugins(), directory / "eval", batch_size, threshold_decision, plots=False)
+    # probe/ is rewritten as a whole by every probe (probe.jsonl, probe.json ...), its eval/ too
+    report, _, meta = evaluate_saved(run.path, data_file, pm or load_plugins(), directory / "eval", batch_size, threshold_decision, plots=False, overwrite=True)
     table = CellTable.from_report(report)
     result = ProbeResult(
         run, table, boundaries(table, threshold), threshold, per_cell, seed, skipped,
