@@ -26,7 +26,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .errors import CheckpointError, PluginError
 from .fsutil import atomic_write, os_reason
@@ -56,10 +56,12 @@ def write_checkpoint(save: Callable[[Path], Any], path: Path, suffix: str, meta:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name[: -len(suffix)]}.tmp{suffix}")
     try:
-        save(tmp)
+        own = save(tmp)
         if not tmp.exists():
             raise CheckpointError(f"{path}: the plugin's save hook wrote no file")
-        full_meta = {**meta, "file": path.name, "bytes": tmp.stat().st_size, "sha256": file_sha256(tmp)}
+        # A plugin's own facts live under "plugin_meta", so they can never replace the core's keys.
+        plugin_meta = {"plugin_meta": dict(own)} if isinstance(own, Mapping) else {}
+        full_meta = {**meta, **plugin_meta, "file": path.name, "bytes": tmp.stat().st_size, "sha256": file_sha256(tmp)}
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -239,7 +239,7 @@ def evaluate_saved(
     categories = tuple(known + sorted({e.category for e in examples} - set(known)))
     split, stats = encode(examples, vocab, int(meta["max_len"]), "eval", categories)
     params = model_plugin.resolve_params(meta.get("params", {}))
-    spec = ModelSpec(model_plugin.name, params, len(vocab), int(meta["max_len"]), int(meta.get("seed", 0)), vocab_hash=vocab.sha256)
+    spec = ModelSpec(model_plugin.name, params, len(vocab), int(meta["max_len"]), int(meta.get("seed", 0)), vocab_hash=vocab.sha256, vocab=vocab.tokens)
     model = model_plugin.load(checkpoint, spec, meta)
     probs = np.asarray(model_plugin.evaluate(model, split, batch_size), dtype=np.float32).reshape(-1)
     report = metrics.compute_for_split(split, probs, threshold)

@@ -65,8 +65,10 @@ def qa_build(spec: ModelSpec) -> Any:
     epoch; only the selected model plugin is called. Seed the framework from ``spec.seed`` here.
 
     Args:
-        spec: the validated hyperparameters (``spec.params``), the vocabulary size, the encoded
-            sequence length, the seed and the padding id.
+        spec: the validated hyperparameters (``spec.params``, typed, defaults filled in), the
+            vocabulary (``spec.vocab``, ``spec.vocab_size``), the encoded sequence length, the
+            seed, the special ids (``pad_id``, ``sep_id``, ``unk_id``) and the training plan
+            (``epochs``, ``batch_size``, ``steps_per_epoch``; 0 when unknown).
 
     Returns:
         An opaque *model handle* (any object). The core passes it back, untouched, to every other
@@ -194,10 +196,17 @@ def qa_save_checkpoint(model: Any, path: Path, spec: ModelSpec, meta: Mapping[st
         model: the model handle.
         path: where to write; its parent directory exists.
         spec: the spec the model was built from.
-        meta: JSON-serialisable facts to embed: plugin, epoch, vocab_hash, params, metrics.
+        meta: what the core writes to ``<name>.meta.json``, read-only: ``format``, ``plugin``,
+            ``plugin_version``, ``framework``, ``qa_version``, ``run_id``, ``dataset``,
+            ``vocab_sha256``, ``vocab_size``, ``max_len``, ``seed``, ``params``,
+            ``category_names``, ``epoch``, ``metrics`` (``val_accuracy``, ``val_loss``,
+            ``train_loss``); the core adds ``file``, ``bytes`` and ``sha256`` after the hook.
+            Embed in the file what a lone file needs to be checked (plugin name, vocabulary hash).
 
     Returns:
-        True once the file is written.
+        True once the file is written, or a JSON-serialisable dict of the plugin's own facts,
+        which the core keeps in the meta under ``plugin_meta`` (its own namespace: a plugin key
+        never replaces one of the core's) and hands back to :func:`qa_load_checkpoint`.
 
     Stops at first non-None result.
     """
@@ -215,8 +224,9 @@ def qa_load_checkpoint(path: Path, spec: ModelSpec, meta: Mapping[str, Any]) -> 
     Args:
         path: the model file.
         spec: the spec to rebuild the model from (hyperparameters from the checkpoint's meta).
-        meta: the checkpoint's ``meta.json``, already checked by the core for the plugin name
-            and the vocabulary hash.
+        meta: the checkpoint's ``meta.json`` (the keys :func:`qa_save_checkpoint` lists, and the
+            plugin's own under ``plugin_meta``), already checked by the core for the plugin
+            name, the vocabulary hash and the file's size and sha256.
 
     Returns:
         A model handle, as :func:`qa_build` returns, with the weights (and optimizer state)

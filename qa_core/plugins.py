@@ -5,7 +5,8 @@ import, names a hook that does not exist, has a hook with arguments the spec lac
 describe itself is *not* registered: one line on stderr names it, its distribution and version and
 the error, and everything else keeps working. ``QA_STRICT_PLUGINS=1`` turns such a line into a
 failure. ``QA_LOAD_PLUGINS=a,b`` loads only the named entry points (an empty value loads none);
-``QA_DISABLE_PLUGINS=a,b`` skips the named ones. ``QA_TRACE_PLUGINS=1`` prints every hook call.
+``QA_DISABLE_PLUGINS=a,b`` skips the named ones. ``QA_TRACE_PLUGINS=1`` prints every hook call
+and its result on stderr, one short line each (:func:`summarize`: shapes and sizes, never contents).
 
 Selection: :class:`ModelPlugin` calls one model plugin's hooks through
 ``pm.subset_hook_caller``, so selecting ``transformer`` never broadcasts to the other installed
@@ -14,6 +15,7 @@ model plugins. Tracker hooks are broadcast by :class:`qa_core.tracking.hub.Track
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import os
@@ -96,8 +98,7 @@ class PluginManager:
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
         if os.environ.get("QA_TRACE_PLUGINS"):
-            self.pm.trace.root.setwriter(sys.stderr.write)
-            self.pm.enable_tracing()
+            self.pm.add_hookcall_monitoring(_trace_call, _trace_result)
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -243,7 +244,14 @@ class PluginManager:
 
 class ModelPlugin:
     """A typed facade over one model plugin's hooks (tox 4 style): call sites are checked,
-    calls never broadcast, and an exception inside a hook is re-raised naming plugin and hook."""
+    calls never broadcast, and an exception inside a hook is re-raised naming plugin and hook.
+
+    ``load_plugins().model(NAME)`` returns one; it is how the core (and a plugin's own tests)
+    call a model plugin. Attributes: ``name``, ``version``, ``distribution``, ``info`` (its
+    PluginInfo) and ``hooks`` (the hook names it implements). Errors: a ``QAError`` a hook raises
+    (``CheckpointError``, ``ConfigError``) passes through as is; anything else becomes a
+    ``PluginError`` naming the plugin and the hook, with the original as its cause.
+    """
 
     def __init__(self, manager: PluginManager, record: PluginRecord):
         assert record.info is not None
@@ -272,6 +280,7 @@ class ModelPlugin:
     # -- hooks -------------------------------------------------------------------------------
 
     def build(self, spec: ModelSpec) -> Any:
+        """``qa_build``: a fresh model handle for ``spec`` (PluginError when the hook returns None)."""
         model = self._call("qa_build", spec=spec)
         if model is None:
             raise PluginError(self.name, "qa_build", ValueError("returned None"))
@@ -279,12 +288,15 @@ class ModelPlugin:
 
     @property
     def trains_whole_epochs(self) -> bool:
+        """True when the plugin implements ``qa_train_epoch`` (the core tries it first each epoch)."""
         return "qa_train_epoch" in self.hooks
 
     def train_step(self, model: Any, batch: Batch) -> Any:
+        """``qa_train_step``: one optimisation step; ``(loss, correct)``, each ``float()``-able."""
         return self._call("qa_train_step", model=model, batch=batch)
 
     def train_epoch(self, model: Any, data: EncodedSplit, batch_size: int, epoch: int, on_batch: Callable[[int, Any], None]) -> Any:
+        """``qa_train_epoch``: a whole epoch; ``{"loss", "accuracy"}``, or None to train step by step."""
         return self._call("qa_train_epoch", model=model, data=data, batch_size=batch_size, epoch=epoch, on_batch=on_batch)
 
     def model_metrics(self, model: Any) -> dict[str, float]:
@@ -295,12 +307,17 @@ class ModelPlugin:
         return {str(name): float(value) for name, value in values.items()}
 
     def evaluate(self, model: Any, data: EncodedSplit, batch_size: int) -> Any:
+        """``qa_evaluate``: the probability of "yes" for every row of ``data``, in order."""
         return self._call("qa_evaluate", model=model, data=data, batch_size=batch_size)
 
     def save(self, model: Any, path: Any, spec: ModelSpec, meta: Mapping[str, Any]) -> Any:
-        return self._call("qa_save_checkpoint", model=model, path=path, spec=spec, meta=meta)
+        """``qa_save_checkpoint``: write ``model`` to ``path``. The plugin gets a copy of ``meta``
+        (changing it changes nothing the core writes); returns True or the plugin's own meta,
+        which the core keeps under ``plugin_meta``."""
+        return self._call("qa_save_checkpoint", model=model, path=path, spec=spec, meta=copy.deepcopy(dict(meta)))
 
     def load(self, path: Any, spec: ModelSpec, meta: Mapping[str, Any]) -> Any:
+        """``qa_load_checkpoint``: a model handle rebuilt from the file at ``path``."""
         return self._call("qa_load_checkpoint", path=path, spec=spec, meta=meta)
 
 
@@ -364,6 +381,59 @@ def resolve_params(plugin: str, info: PluginInfo, given: Mapping[str, Any], opti
         except ValueError as exc:
             raise ConfigError(f"{option.rstrip(' .')}: {exc} (plugin '{plugin}')") from None
     return params
+
+
+# -- QA_TRACE_PLUGINS ------------------------------------------------------------------------------
+
+
+def summarize(value: Any, depth: int = 0) -> str:
+    """A short, one-line description of a hook argument or result: what it is and how big, never
+    its contents (a model handle's repr can run to hundreds of lines of weights)."""
+    import numpy as np
+
+    from .types import RunContext
+
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    if isinstance(value, np.generic):  # a numpy scalar: a loss, a count
+        return repr(value.item())
+    if isinstance(value, np.ndarray):
+        return f"ndarray{list(value.shape)} {value.dtype}"
+    if isinstance(value, (Batch, EncodedSplit)):
+        return f"{type(value).__name__}({getattr(value, 'name', '') + ', ' if getattr(value, 'name', '') else ''}{len(value)} rows)"
+    if isinstance(value, ModelSpec):
+        return f"ModelSpec({value.plugin}, vocab {value.vocab_size}, max_len {value.max_len}, seed {value.seed})"
+    if isinstance(value, RunContext):
+        return f"RunContext({value.run_id})"
+    if isinstance(value, PluginInfo):
+        return f"PluginInfo({value.kind})"
+    if isinstance(value, Mapping):
+        keys = list(value)
+        shown = ", ".join(map(str, keys[:3])) + (", ..." if len(keys) > 3 else "")
+        return f"{{{shown}}} ({len(keys)} keys)"
+    if isinstance(value, (tuple, list)) and len(value) <= 4 and depth == 0:
+        return "(" + ", ".join(summarize(item, 1) for item in value) + ")"
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__}[{len(value)}]"
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    if callable(value) and hasattr(value, "__name__"):
+        return f"{value.__name__}()"
+    return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+def _trace_call(hook_name: str, hook_impls: list, kwargs: Mapping[str, Any]) -> None:
+    plugins = ", ".join(impl.plugin_name for impl in hook_impls)
+    arguments = ", ".join(f"{name}={summarize(value)}" for name, value in kwargs.items())
+    print(f"qa: trace: {hook_name}({arguments}) -> [{plugins}]", file=sys.stderr)
+
+
+def _trace_result(outcome: Any, hook_name: str, hook_impls: list, kwargs: Mapping[str, Any]) -> None:
+    error = outcome.exception
+    result = f"raised {type(error).__name__}" if error is not None else summarize(outcome.get_result())
+    print(f"qa: trace: {hook_name} returned {result}", file=sys.stderr)
 
 
 def load_plugins(entrypoints: bool = True) -> PluginManager:

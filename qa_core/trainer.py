@@ -375,6 +375,7 @@ def train(config: RunConfig, pm: PluginManager | None = None, resume: Path | Non
         max_len,
         config.seed,
         vocab_hash=vocab.sha256,
+        vocab=vocab.tokens,
         epochs=config.epochs,
         batch_size=config.batch_size,
         steps_per_epoch=encoded["train"].num_batches(config.batch_size),

@@ -92,6 +92,10 @@ class ModelSpec:
     #: Id of the separator between story and question, and of out-of-vocabulary words.
     sep_id: int = 2
     unk_id: int = 1
+    #: The vocabulary itself: ``vocab[i]`` is the word of token id ``i`` (ids 0-2 are ``<pad>``,
+    #: ``<unk>``, ``<sep>``), for word features or pretrained embeddings. Empty only where a
+    #: caller builds a spec without one.
+    vocab: tuple[str, ...] = field(default=(), repr=False)
     # The training plan, so a plugin can build schedules (warm-up, decay) at build time.
     # 0 when unknown (``qa evaluate`` builds a model only to load weights into it).
     #: Epochs the run is configured for (``--epochs``).

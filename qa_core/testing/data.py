@@ -70,6 +70,7 @@ def tiny_data(
         max_len,
         seed,
         vocab_hash=vocab.sha256,
+        vocab=vocab.tokens,
         epochs=epochs,
         batch_size=batch_size,
         steps_per_epoch=splits["train"].num_batches(batch_size),

@@ -48,7 +48,6 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from .. import console
 from ..config import REDACTED, redact_url
 from ..hookspecs import hookimpl
 from ..types import RunContext
@@ -147,6 +146,8 @@ class TrackerSession:
 
     def say(self, line: str) -> None:
         """One line for the user on stderr: ``qa: NAME: line``, secrets redacted."""
+        from .. import console  # the progress-bar-safe writer; imported late to keep `import qa_core` light
+
         console.warn(redact(f"qa: {self.name}: {line}", self.secrets()))
 
 

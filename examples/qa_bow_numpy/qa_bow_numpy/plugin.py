@@ -18,7 +18,6 @@ import numpy as np
 from qa_core import Batch, CheckpointError, EncodedSplit, ModelSpec, Param, PluginInfo, hookimpl
 
 NAME = "bow"
-SEP = 2  # qa_core.data.tokenizer.SEP: the story/question separator id
 
 
 @dataclass
@@ -34,9 +33,10 @@ def features(tokens: np.ndarray, spec: ModelSpec, binary: bool) -> np.ndarray:
     """[n, 2V] bag of words: story words in the first half, question words in the second."""
     n, length = tokens.shape
     vocab = spec.vocab_size
-    after_sep = np.cumsum(tokens == SEP, axis=1) > 0  # True from the separator on: the question
+    after_sep = np.cumsum(tokens == spec.sep_id, axis=1) > 0  # True from the separator on: the question
     index = tokens + after_sep * vocab + (np.arange(n) * 2 * vocab)[:, None]
-    counts = np.bincount(index[tokens > SEP].ravel(), minlength=n * 2 * vocab).reshape(n, 2 * vocab)
+    words = ~np.isin(tokens, (spec.pad_id, spec.unk_id, spec.sep_id))  # padding and markers are no words
+    counts = np.bincount(index[words].ravel(), minlength=n * 2 * vocab).reshape(n, 2 * vocab)
     x = (counts > 0) if binary else counts
     return x.astype(np.float32)
 
