@@ -85,6 +85,15 @@ def run(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its last finished epoch (give its run directory; --epochs may extend it)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds: one run per seed, in a group directory with their aggregate (mean, sd, interval)."),
     repeats: Optional[int] = typer.Option(None, "--repeats", help="N runs with seeds --seed, --seed+1, ... as one group (like --seeds)."),
+    callback: List[str] = typer.Option([], "--callback", help="Callback plugin (repeatable): sees every epoch, may add metrics or stop the run."),
+    callback_param: List[str] = typer.Option([], "--callback-param", help="Callback option CALLBACK.KEY=VALUE (repeatable)."),
+    monitor: Optional[str] = typer.Option(None, "--monitor", help="Metric that picks best, top-k and early stopping, any metrics.jsonl name [default: metrics/val/accuracy]."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="min or max: which way --monitor improves [default: inferred for loss and accuracy]."),
+    min_delta: Optional[float] = typer.Option(None, "--min-delta", help="Early stopping: smaller improvements of --monitor count as none [default: 0]."),
+    log_every_n_steps: Optional[int] = typer.Option(None, "--log-every-n-steps", help="Also log the training loss (and the plugin's own values) every N optimisation steps, as steps/... series."),
+    limit_train_batches: Optional[int] = typer.Option(None, "--limit-train-batches", help="Train on the first N batches of each (shuffled) epoch only."),
+    fast_dev_run: Optional[bool] = typer.Option(None, "--fast-dev-run", help="Run 2 batches of train, val and test through every hook, keep nothing: checks a plugin or config in seconds."),
+    allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help="With --resume: continue although the data files changed since the run started."),
     traceback: bool = TracebackOption,
 ) -> None:
     """Train a model plugin, keep its best checkpoints and score it on the test split."""
@@ -121,6 +130,12 @@ def run(
         "val_fraction": val_fraction,
         "name": name,
         "progress": progress,
+        "monitor": monitor,
+        "mode": mode,
+        "min_delta": min_delta,
+        "log_every_n_steps": log_every_n_steps,
+        "limit_train_batches": limit_train_batches,
+        "fast_dev_run": fast_dev_run,
     }
     if data or train:  # data given here replaces the file's data, whichever form it took
         for key in ("data_dir", "train", "val", "test"):
@@ -133,6 +148,13 @@ def run(
         merged_logger_params.setdefault(tracker, {}).update(options)
     values["logger_params"] = merged_logger_params
     values["tags"] = list(dict.fromkeys([*values.get("tags", []), *tag]))
+    values["callbacks"] = list(dict.fromkeys([*values.get("callbacks", []), *callback]))
+    merged_callback_params = {k: dict(v) for k, v in values.get("callback_params", {}).items()}
+    for name, options in parse_logger_params(callback_param, option="--callback-param").items():
+        merged_callback_params.setdefault(name, {}).update(options)
+    values["callback_params"] = merged_callback_params
+    if allow_changed_data and resume is None:
+        raise ConfigError("--allow-changed-data: only with --resume")
     if print_config:
         _print_config(RunConfig(**values))
         return
@@ -144,7 +166,7 @@ def run(
             raise ConfigError("--seeds/--repeats: not with --resume (resume each member run on its own)")
         run_group(RunConfig(**values), group_seeds)
         return
-    run_training(RunConfig(**values), resume=resume)
+    run_training(RunConfig(**values), resume=resume, allow_changed_data=allow_changed_data)
 
 
 def _print_config(config: Any) -> None:
@@ -223,7 +245,7 @@ def plugins(
         if record["description"]:
             print(f"    {record['description']}")
         print(f"    hooks: {', '.join(record['hooks'])}")
-        option = "--param " if record["kind"] == "model" else f"--logger-param {record['name']}."
+        option = {"model": "--param ", "callback": f"--callback-param {record['name']}."}.get(record["kind"], f"--logger-param {record['name']}.")
         for p in record["params"]:
             extra = f" choices={p['choices']}" if "choices" in p else ""
             print(f"    {option}{p['name']}={p['default']!r}  ({p['type']}{extra})  {p['help']}")

@@ -55,6 +55,15 @@ class RunConfig:
     val_fraction: float = 0.1
     name: str | None = None
     tags: list[str] = field(default_factory=list)
+    # the training kit (checked by check_training_kit below)
+    callbacks: list[str] = field(default_factory=list)
+    callback_params: dict[str, dict[str, str]] = field(default_factory=dict)
+    monitor: str = "metrics/val/accuracy"
+    mode: str | None = None  # None: inferred from the monitor's name (loss: min, accuracy: max)
+    min_delta: float = 0.0
+    log_every_n_steps: int = 0
+    limit_train_batches: int = 0
+    fast_dev_run: bool = False
 
     def check(self) -> "RunConfig":
         if not self.plugin:
@@ -86,12 +95,14 @@ class RunConfig:
             raise ConfigError("--train/--test: give both (and optionally --val), or --data DIR")
         if self.val and not self.train:
             raise ConfigError("--val: needs --train and --test too")
+        check_training_kit(self)
         return self
 
     def public(self) -> dict[str, Any]:
         """The config as JSON, secrets replaced: this is what config.json and trackers get."""
         data = asdict(self)
         data["logger_params"] = redact_logger_params(self.logger_params)
+        data["callback_params"] = redact_logger_params(self.callback_params)
         return data
 
 
@@ -125,6 +136,37 @@ def _positive_int(option: str, value: Any) -> None:
 def _non_negative_int(option: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"{option}: expected a non-negative integer, got {value!r}")
+
+
+def infer_mode(monitor: str) -> str | None:
+    """"min" for a loss, "max" for an accuracy; None when the name does not tell."""
+    last = monitor.rsplit("/", 1)[-1]
+    if last == "loss" or last.endswith("_loss"):
+        return "min"
+    if last == "accuracy" or last.endswith("_accuracy"):
+        return "max"
+    return None
+
+
+def check_training_kit(config: RunConfig) -> None:
+    """--monitor/--mode/--min-delta, step logging, quick runs and callbacks."""
+    if not isinstance(config.monitor, str) or not config.monitor.strip():
+        raise ConfigError(f"--monitor: expected a metric name such as metrics/val/loss, got {config.monitor!r}")
+    if config.mode is not None and config.mode not in ("min", "max"):
+        raise ConfigError(f"--mode: expected min or max, got {config.mode!r}")
+    inferred = infer_mode(config.monitor)
+    if config.mode is None and inferred is None:
+        raise ConfigError(f"--monitor {config.monitor}: cannot tell whether higher or lower is better; add --mode max or --mode min")
+    config.mode = config.mode or inferred
+    if isinstance(config.min_delta, bool) or not isinstance(config.min_delta, (int, float)) or not math.isfinite(config.min_delta) or config.min_delta < 0:
+        raise ConfigError(f"--min-delta: expected a non-negative number, got {config.min_delta!r}")
+    config.min_delta = float(config.min_delta)
+    _non_negative_int("--log-every-n-steps", config.log_every_n_steps)
+    _non_negative_int("--limit-train-batches", config.limit_train_batches)
+    if not isinstance(config.fast_dev_run, bool):
+        raise ConfigError(f"--fast-dev-run: expected true or false, got {config.fast_dev_run!r}")
+    if not isinstance(config.callbacks, list) or not all(isinstance(name, str) for name in config.callbacks):
+        raise ConfigError(f"--callback: expected plugin names, got {config.callbacks!r}")
 
 
 CONFIG_KEYS = {f.name for f in fields(RunConfig)}
@@ -169,7 +211,8 @@ def run_json_options(path: Path, raw: bytes | None = None) -> dict[str, Any]:
     values = {k: v for k, v in stored.items() if k in CONFIG_KEYS}
     resolved = stored.get("resolved_params") or {}
     values["params"] = {**values.get("params", {}), **{k[len("model/"):]: v for k, v in resolved.items() if k.startswith("model/")}}
-    values["logger_params"] = {tracker: {k: v for k, v in options.items() if v != REDACTED} for tracker, options in (values.get("logger_params") or {}).items()}
+    for table in ("logger_params", "callback_params"):
+        values[table] = {plugin: {k: v for k, v in options.items() if v != REDACTED} for plugin, options in (values.get(table) or {}).items()}
     return values
 
 
@@ -204,12 +247,13 @@ def to_toml(config: RunConfig) -> str:
     "decide later") are left out, and secrets are redacted."""
     data = config.public()
     lines = ["# qa run options: qa run --config FILE (command-line options win)"]
-    tables = {"params": data.pop("params"), "logger_params": data.pop("logger_params")}
+    tables = {"params": data.pop("params"), "logger_params": data.pop("logger_params"), "callback_params": data.pop("callback_params")}
     lines += [f"{key} = {_toml_value(value)}" for key, value in data.items() if value is not None]
     if tables["params"]:
         lines += ["", "[params]", *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in tables["params"].items() if v is not None)]
-    for tracker, options in tables["logger_params"].items():
-        lines += ["", f"[logger_params.{_toml_key(tracker)}]", *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in options.items())]
+    for table in ("logger_params", "callback_params"):
+        for plugin, options in tables[table].items():
+            lines += ["", f"[{table}.{_toml_key(plugin)}]", *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in options.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -244,12 +288,13 @@ def parse_key_values(option: str, items: list[str]) -> dict[str, str]:
     return out
 
 
-def parse_logger_params(items: list[str]) -> dict[str, dict[str, str]]:
-    """``["neptune.mode=offline"]`` -> ``{"neptune": {"mode": "offline"}}``."""
+def parse_logger_params(items: list[str], option: str = "--logger-param") -> dict[str, dict[str, str]]:
+    """``["neptune.mode=offline"]`` -> ``{"neptune": {"mode": "offline"}}`` (also for --callback-param)."""
     out: dict[str, dict[str, str]] = {}
-    for key, value in parse_key_values("--logger-param", items).items():
-        tracker, dot, option = key.partition(".")
-        if not dot or not option:
-            raise ConfigError(f"--logger-param {key}={value}: expected TRACKER.KEY=VALUE")
-        out.setdefault(tracker, {})[option] = value
+    what = "CALLBACK" if option == "--callback-param" else "TRACKER"
+    for key, value in parse_key_values(option, items).items():
+        tracker, dot, name = key.partition(".")
+        if not dot or not name:
+            raise ConfigError(f"{option} {key}={value}: expected {what}.KEY=VALUE")
+        out.setdefault(tracker, {})[name] = value
     return out

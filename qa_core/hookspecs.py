@@ -9,6 +9,9 @@ marked with :data:`qa_core.hookimpl`, carry the names below. There are two kinds
 * **tracker** plugins (``qa run --logger NAME``) receive the run's parameters, metrics and files.
   Tracker hooks are a broadcast: every active tracker gets every call. The core calls each tracker
   on its own, so one that raises is switched off with a warning and the others go on.
+* **callback** plugins (``qa run --callback NAME``) act on training: at every epoch end they see
+  the epoch's metrics, may add metrics of their own and may ask the run to stop. Only the selected
+  callbacks are called, in the order given; one that raises stops the run, naming itself.
 
 Every spec follows one template: who calls it and when, Args, Returns, and whether the call stops
 at the first non-None result. ``docs/plugins.md`` documents each hook again for readers;
@@ -44,7 +47,8 @@ def qa_describe() -> PluginInfo:
     Every plugin must implement it.
 
     Returns:
-        A :class:`~qa_core.types.PluginInfo`: the kind (``"model"`` or ``"tracker"``), a
+        A :class:`~qa_core.types.PluginInfo`: the kind (``"model"``, ``"tracker"`` or
+        ``"callback"``), a
         one-line description, the framework, the hyperparameters with their defaults and types,
         and for model plugins the suffix of their checkpoint files.
 
@@ -288,11 +292,14 @@ def qa_log_metrics(run: RunContext, metrics: Mapping[str, float], step: int) -> 
     Called by the training loop after every epoch (``step`` = the epoch number) with the names
     built by :func:`qa_core.metrics.metric_names`: ``metrics/<split>/loss``,
     ``<split>/by_category/<cat>/accuracy``, ``<split>/by_group/<cat>/noun_<n>/count``, ...
+    With ``--log-every-n-steps N`` also every N optimisation steps with *step series*: every
+    name starts with ``steps/`` (``steps/train/loss``, ``steps/train/lr``, ``steps/epoch``) and
+    ``step`` is the global optimisation step. A call never mixes the two kinds.
 
     Args:
         run: the run.
         metrics: flat ``{name: value}``.
-        step: the epoch number, starting at 1.
+        step: the epoch number, starting at 1 (for ``steps/...`` names: the global step).
 
     Returns:
         None.
@@ -351,4 +358,51 @@ def qa_log_run_end(run: RunContext, status: str, summary: Mapping[str, Any]) -> 
 
     Returns:
         None.
+    """
+
+
+# -------------------------------------------------------------------------------------------------
+# act on training: callback plugins (the selected ones, in --callback order)
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def qa_epoch_metrics(run: RunContext, epoch: int, logs: Mapping[str, float]) -> Mapping[str, float] | None:
+    """Add metrics of your own to a finished epoch.
+
+    Called by the training loop after every epoch's validation, before anything is logged or
+    checkpointed, for every selected callback plugin in ``--callback`` order. What it returns is
+    merged into the epoch's logs, so it reaches metrics.jsonl and every tracker, later callbacks
+    see it, and ``--monitor`` can watch it. A name that already exists is refused.
+
+    Args:
+        run: the run (``run.params_for(name)`` holds this plugin's ``--callback-param`` options).
+        epoch: the 1-based epoch number.
+        logs: the epoch's metrics so far: ``metrics/train/...``, ``metrics/val/...``,
+            ``val/by_category/...`` and what earlier callbacks added. A copy: changing it does
+            nothing.
+
+    Returns:
+        ``{name: value}`` of new metrics (use full names such as ``metrics/val/f1``; values
+        ``float()`` accepts), or None.
+    """
+
+
+@hookspec
+def qa_epoch_end(run: RunContext, epoch: int, logs: Mapping[str, float]) -> str | None:
+    """See a finished epoch and decide whether the run goes on.
+
+    Called by the training loop once per epoch, last, after the metrics line is written, the
+    checkpoint policy has run and the console line is printed, for every selected callback plugin
+    in ``--callback`` order. A reason stops the run after this epoch, like early stopping: the
+    epoch is kept, the best checkpoint is tested, and the reason is printed and recorded in
+    summary.json (``stopped``).
+
+    Args:
+        run: the run.
+        epoch: the 1-based epoch number.
+        logs: the epoch's complete metrics, as written to metrics.jsonl.
+
+    Returns:
+        A one-line reason to stop the run (``"val accuracy reached 0.9"``), or None to go on.
     """

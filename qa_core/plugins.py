@@ -207,8 +207,13 @@ class PluginManager:
                 raise ConfigError(f"model plugin lacks {', '.join(missing)}")
             if not info.checkpoint_suffix:
                 raise ConfigError("model plugin must declare checkpoint_suffix")
+        elif info.kind == "callback":
+            from .callbacks import CALLBACK_HOOKS
+
+            if not set(CALLBACK_HOOKS) & set(record.hooks):
+                raise ConfigError(f"callback plugin implements none of {', '.join(CALLBACK_HOOKS)}")
         elif info.kind != "tracker":
-            raise ConfigError(f"unknown plugin kind {info.kind!r} (expected 'model' or 'tracker')")
+            raise ConfigError(f"unknown plugin kind {info.kind!r} (expected 'model', 'tracker' or 'callback')")
         return info
 
     def _caller(self, name: str, hook: str) -> Callable[..., Any]:
@@ -230,7 +235,7 @@ class PluginManager:
         if record is not None and record.error is None and record.kind == kind:
             return record
         installed = ", ".join(sorted(r.name for r in self.loaded(kind))) or "none"
-        option = "--plugin" if kind == "model" else "--logger"
+        option = {"model": "--plugin", "tracker": "--logger", "callback": "--callback"}[kind]
         if record is not None and record.error:
             raise ConfigError(f"{option} {name}: plugin failed to load: {record.error}")
         raise ConfigError(f"{option} {name}: no such {kind} plugin; installed: {installed}")
@@ -240,6 +245,9 @@ class PluginManager:
 
     def tracker(self, name: str) -> PluginRecord:
         return self._select(name, "tracker")
+
+    def callback(self, name: str) -> PluginRecord:
+        return self._select(name, "callback")
 
 
 class ModelPlugin:

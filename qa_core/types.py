@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, Literal, Mapping
 
 import numpy as np
 
-PluginKind = Literal["model", "tracker"]
+PluginKind = Literal["model", "tracker", "callback"]
 
 #: Anything ``float()`` accepts: a Python number, a numpy scalar, a 0-d framework tensor.
 #: Plugins return losses in this form so they never have to force a device sync per step;

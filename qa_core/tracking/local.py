@@ -3,6 +3,7 @@
     runs/<run_id>/config.json     resolved config (secrets redacted), plugin name and version
     runs/<run_id>/metrics.jsonl   one JSON line per epoch: {"epoch": n, <metric name>: value, ...}
     runs/<run_id>/metrics.csv     the same as a table: one row per epoch, one column per name
+    runs/<run_id>/steps.jsonl     with --log-every-n-steps: {"step": global step, "steps/...": value}
     runs/<run_id>/summary.json    best epoch, top-k, final test metrics, status
 
 It is an ordinary tracker plugin (the hooks below) registered by the core itself rather than
@@ -102,8 +103,21 @@ def qa_log_params(run: RunContext, params: Mapping[str, Any]) -> None:
 
 @hookimpl
 def qa_log_metrics(run: RunContext, metrics: Mapping[str, float], step: int) -> None:
+    if metrics and all(name.startswith("steps/") for name in metrics):
+        _append_step(run, metrics, step)
+        return
     _state(run).setdefault("pending", []).append((step, json.dumps({"epoch": step, **metrics}, ensure_ascii=False)))
     _flush_pending(run)
+
+
+def _append_step(run: RunContext, metrics: Mapping[str, float], step: int) -> None:
+    """Step series (names under steps/, ``step`` = the global optimisation step) have a file of
+    their own, so metrics.jsonl stays one line per epoch. A resume does not need them: a line
+    that cannot be written is dropped (and said once), never kept in memory."""
+    try:
+        _append_lines(run.run_dir / "steps.jsonl", json.dumps({"step": step, **metrics}, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        _failed(run, "steps.jsonl", exc, f"step lines from step {step} on are missing")
 
 
 def _flush_pending(run: RunContext) -> None:
