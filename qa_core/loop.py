@@ -107,7 +107,7 @@ class StepLog:
         values = {"steps/train/loss": mean_loss, "steps/epoch": float(self.epoch)}
         for name, value in self.run.model_plugin.model_metrics(self.run.model).items():
             values[f"steps/train/{name}"] = value
-        self.run.hub.metrics(values, step=self.global_step(done))
+        self.run.hub.step_metrics(values, step=self.global_step(done))
         self.done_before = done
 
     def after_step(self, losses: list[Any]) -> None:

@@ -118,6 +118,11 @@ class TrackerHub:
         self.step = step
         self._broadcast("qa_log_metrics", metrics=metrics, step=step)
 
+    def step_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """A step series (``--log-every-n-steps``): names under ``steps/``, ``step`` = the global
+        optimisation step. The summary step stays the epoch."""
+        self._broadcast("qa_log_metrics", metrics=metrics, step=step)
+
     def summary(self, values: dict[str, Any], step: int | None = None) -> None:
         """``step``: the epoch the values belong to; by default the latest epoch logged."""
         self._broadcast("qa_log_summary", values=values, step=self.step if step is None else step)
