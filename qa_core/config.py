@@ -171,7 +171,7 @@ def check_training_kit(config: RunConfig) -> None:
 
 CONFIG_KEYS = {f.name for f in fields(RunConfig)}
 #: TOML keys that are spelled like their command-line flag (``--data``, ``--format``, ``--tag`` ...).
-KEY_ALIASES = {"data": "data_dir", "format": "data_format", "param": "params", "logger": "loggers", "logger_param": "logger_params", "tag": "tags"}
+KEY_ALIASES = {"data": "data_dir", "format": "data_format", "param": "params", "logger": "loggers", "logger_param": "logger_params", "tag": "tags", "callback": "callbacks", "callback_param": "callback_params"}
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

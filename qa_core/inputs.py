@@ -73,7 +73,7 @@ def default_dataset(runs_dir: Path, seed: int, sizes: dict[str, int] = DEFAULT_D
 
     # Named by everything that decides its content, so stale data is never silently reused.
     size = "" if sizes == DEFAULT_DATA_SIZES else "-" + "-".join(str(n) for n in sizes.values())
-    directory = runs_dir / "_data" / f"default-seed{seed}-gen{GENERATOR_VERSION}-qa{__version__}{size}"
+    directory = runs_dir.absolute() / "_data" / f"default-seed{seed}-gen{GENERATOR_VERSION}-qa{__version__}{size}"
     # Locked: a second run started meanwhile waits, then reuses the set instead of writing it again.
     with directory_lock(directory):
         if not all((directory / f"{split}.jsonl").is_file() for split in sizes):

@@ -192,6 +192,7 @@ def prepare(config: RunConfig, pm: PluginManager, resume: Path | None = None, al
     """Check, load, encode, lock, start the trackers; for a resume, also replay. Raises
     QAError subclasses for the user's mistakes before anything in a run directory changes."""
     config.check()
+    _absolute_data_paths(config)
     model_plugin, params, options = check_plugins(config, pm)
     suffix = model_plugin.info.checkpoint_suffix or ""
     lock = RunLock.acquire(resume) if resume is not None else None
@@ -219,6 +220,15 @@ def prepare(config: RunConfig, pm: PluginManager, resume: Path | None = None, al
         raise
     _start(run, lock)
     return run
+
+
+def _absolute_data_paths(config: RunConfig) -> None:
+    """Data paths as absolute paths in config.json, so a resume started in another working
+    directory reads the same files (and never generates the default dataset somewhere new)."""
+    for key in ("data_dir", "train", "val", "test"):
+        value = getattr(config, key)
+        if isinstance(value, str) and value:
+            setattr(config, key, str(Path(value).absolute()))
 
 
 def check_plugins(config: RunConfig, pm: PluginManager) -> tuple[ModelPlugin, dict[str, Any], dict[str, dict[str, Any]]]:
