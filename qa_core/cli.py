@@ -315,6 +315,33 @@ def data_stats(
         print(f"  {'all':<20} {'':>5} {len(examples):>7} {yes:>6} {len(examples) - yes:>6} {yes / max(1, len(examples)):>6.1%}")
 
 
+@data_app.command("audit")
+@cli_errors
+def data_audit(
+    path: Path = typer.Argument(..., help="A data file (fit on its first half, scored on the second) or a data directory (fit on train, scored on test)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any cue beats chance in any cell."),
+    data_format: str = typer.Option("auto", "--format"),
+    traceback: bool = TracebackOption,
+) -> None:
+    """Can a cheap cue (last place named, counts, question words, bag of words, a small learned
+    model) answer the questions? Cue accuracy per cell with a 95% interval and a verdict."""
+    from .data.audit import audit, format_report
+    from .data.loading import read_dir, read_examples
+
+    if path.is_dir():
+        splits = read_dir(path)
+        report = audit(splits["test"], fit_on=splits["train"])
+        print(f"{path}: cues fitted on train ({len(splits['train'])} records), scored on test ({len(splits['test'])})")
+    else:
+        examples = read_examples(path, data_format)
+        report = audit(examples)
+        print(f"{path}: cues fitted on the first half of each cell, scored on the second ({len(examples)} records)")
+    for line in format_report(report):
+        print(line)
+    if strict and report.shortcuts:
+        raise typer.Exit(1)
+
+
 @data_app.command("import-babi")
 @cli_errors
 def data_import_babi(

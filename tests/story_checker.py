@@ -65,6 +65,7 @@ class Verdict:
     sentences: int
     clauses_per_sentence: list[int] = field(repr=False)
     pronouns: int  # how many "it"s were resolved
+    support: list[int] = field(default_factory=list)  # sentences that decide where the entity is
 
 
 def parse_story(story: str) -> tuple[list[Event], list[int], int]:
@@ -117,12 +118,16 @@ class World:
     def __init__(self) -> None:
         self.actor_place: dict[str, str] = {}
         self.parent: dict[str, tuple[str, str]] = {}  # thing -> ("actor"|"in"|"at", name)
+        self.moved_in: dict[str, int] = {}  # actor -> sentence of its last move
+        self.linked_in: dict[str, set[int]] = {}  # thing -> sentences that put it where it is
 
-    def apply(self, event: Event) -> None:
+    def apply(self, event: Event, sentence: int = 0) -> None:
         actor, thing = event.actor, event.thing
         if event.kind == "move":
             self.actor_place[actor] = event.place
+            self.moved_in[actor] = sentence
             return
+        self.linked_in[thing] = {sentence} if event.kind != "drop" else {sentence, self.moved_in.get(actor, sentence)}
         here = self.actor_place.get(actor)
         if here is None:
             raise StoryError(f"{actor} acts before being anywhere: {event}")
@@ -145,6 +150,19 @@ class World:
             if box not in (("actor", actor), ("at", here)) or event.container == thing:
                 raise StoryError(f"{actor} cannot put the {thing} in the {event.container}: it is {box}")
             self.parent[thing] = ("in", event.container)
+
+    def support(self, entity: str) -> list[int]:
+        """The sentences that decide where ``entity`` is now: each link's last change, and the
+        last move of the actor at the top (for a dropped thing, its dropper's move before the drop)."""
+        sentences: set[int] = set()
+        node = entity
+        while node not in self.actor_place:
+            sentences |= self.linked_in[node]
+            how, where = self.parent[node]
+            if how == "at":
+                return sorted(sentences)
+            node = where
+        return sorted(sentences | {self.moved_in[node]})
 
     def locate(self, entity: str) -> tuple[str | None, int]:
         """(place, number of links followed to reach it); (None, 0) when not anywhere yet."""
@@ -171,8 +189,9 @@ def check(story: str, question: str) -> Verdict:
     entity = asked["name"] or asked["thing"]
     world = World()
     history: list[str] = []
-    for event in events:
-        world.apply(event)
+    sentence_of = [i for i, count in enumerate(clause_counts) for _ in range(count)]
+    for event, sentence in zip(events, sentence_of):
+        world.apply(event, sentence)
         place, _ = world.locate(entity)
         if place is not None and (not history or history[-1] != place):
             history.append(place)
@@ -190,4 +209,5 @@ def check(story: str, question: str) -> Verdict:
         sentences=len(clause_counts),
         clauses_per_sentence=clause_counts,
         pronouns=pronouns,
+        support=world.support(entity),
     )

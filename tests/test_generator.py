@@ -38,7 +38,7 @@ from story_checker import StoryError, check  # noqa: E402
 
 EXPECTED_HOPS = {"simple": 1, "dense": 2, "superdense": 3}
 PER_DEFAULT_CELL = 1200  # 3 categories x 3 noun counts x 1200 = 10,800 stories, plus the extremes
-EXTREME_CELLS = [("simple", 4), ("dense", 4), ("superdense", 5)] + [(c, 50) for c in CATEGORIES]
+EXTREME_CELLS = [("simple", 4), ("dense", 6), ("superdense", 8)] + [(c, 50) for c in CATEGORIES]
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,14 @@ def test_checker_agrees_with_every_label(checked):
     assert len(checked) >= 10_000
     wrong = [example.id for example, verdict in checked if verdict.answer != example.answer]
     assert not wrong, f"{len(wrong)} labels disagree with the checker, e.g. {wrong[:5]}"
+
+
+def test_support_is_what_the_checker_needs(checked):
+    """``support`` names exactly the sentences the checker's own replay says decide the answer."""
+    wrong = [example.id for example, verdict in checked if list(example.support) != verdict.support]
+    assert not wrong, f"{len(wrong)} records' support disagrees with the checker, e.g. {wrong[:5]}"
+    sizes = collections.Counter(len(example.support) for example, _ in checked if example.category == "superdense")
+    assert set(sizes) <= {1, 2, 3} and sizes[2] + sizes[3] > 0
 
 
 def test_noun_count_is_exact(checked):
@@ -226,7 +234,7 @@ def test_splits_are_stratified_and_disjoint():
 
 
 def test_per_cell_sizes():
-    splits = generate_splits({"train": 6, "test": 2}, categories=["simple", "superdense"], noun_counts=[4 + 1, 30], per_cell=True)
+    splits = generate_splits({"train": 6, "test": 2}, categories=["simple", "superdense"], noun_counts=[8, 30], per_cell=True)
     assert [r["count"] for r in cell_stats(splits["train"])] == [6, 6, 6, 6]
     assert [r["count"] for r in cell_stats(splits["test"])] == [2, 2, 2, 2]
 
@@ -250,6 +258,10 @@ def test_a_story_seen_in_an_earlier_split_is_replaced():
         (lambda: generate_cell("hard", 8, 10), "unknown story category 'hard'"),
         (lambda: generate_cell("superdense", 4, 10), "too small for superdense"),
         (lambda: generate_cell("dense", 3, 10), "too small for dense"),
+        (lambda: generate_cell("dense", 5, 10), "need at least 6 to be shortcut-free"),
+        (lambda: generate_cell("superdense", 7, 10), "need at least 8 to be shortcut-free"),
+        (lambda: generate_cell("simple", 8, 10, sentences=0), "sentences must be a positive integer"),
+        (lambda: generate_cell("dense", 30, 10, sentences=5), "do not fit in 5 sentences"),
         (lambda: generate_cell("simple", 10_000, 10), "too large"),
         (lambda: generate_cell("simple", 8.5, 10), "must be an integer"),
         (lambda: generate_cell("simple", 8, -1), ">= 0"),
@@ -268,7 +280,7 @@ def test_bad_arguments_raise_config_error(call, message):
 
 def test_noun_count_limits_are_usable():
     for category in CATEGORIES:
-        assert min_noun_count(category) <= 5 and max_noun_count(category) >= 50
+        assert min_noun_count(category) <= 8 and max_noun_count(category) >= 50
         for noun_count in (min_noun_count(category), max_noun_count(category)):
             for example in generate_cell(category, noun_count, 20, seed=9):
                 assert count_nouns(example.story) == noun_count

@@ -105,6 +105,7 @@ def parse_babi(text: str, path: Path, category: str) -> list[Example]:
     problems: list[str] = []
     examples: list[Example] = []
     statements: list[str] = []  # the current story's statements so far
+    statement_index: dict[int, int] = {}  # line number -> position among the story's statements
     story_index = 0  # 1-based, so ids read like line numbers do
     previous = 0  # the number the previous line had (or should have had)
     first_not_yes_no = ""  # one line is enough: a non-binary task has hundreds
@@ -128,6 +129,7 @@ def parse_babi(text: str, path: Path, category: str) -> list[Example]:
         if number == 1:
             story_index += 1
             statements = []
+            statement_index = {}
         elif story_index == 0:
             problems.append(f"{where}: number: expected 1 (a file starts with a story's first line), got {number}")
             story_index = 1
@@ -141,6 +143,7 @@ def parse_babi(text: str, path: Path, category: str) -> list[Example]:
         # A question without a TAB would otherwise pass as a statement; bAbI statements never
         # end with '?', so that is a question whose answer field is missing.
         if not fields and not content.endswith("?"):
+            statement_index[number] = len(statements)
             statements.append(content)
             continue
         answer = fields[0].strip() if fields else ""
@@ -154,7 +157,7 @@ def parse_babi(text: str, path: Path, category: str) -> list[Example]:
             )
             continue
         bad = len(problems)
-        _check_supporting_facts(fields[1] if len(fields) > 1 else "", number, where, problems)
+        support = _supporting_facts(fields[1] if len(fields) > 1 else "", number, statement_index, where, problems)
         if not statements:
             problems.append(f"{where}: story: no statements before this question")
         if len(problems) > bad:
@@ -170,6 +173,7 @@ def parse_babi(text: str, path: Path, category: str) -> list[Example]:
                 answer=YES_NO[answer.lower()],
                 category=category,
                 noun_count=noun_cache[1],
+                support=support,
             )
         )
 
@@ -182,10 +186,19 @@ def parse_babi(text: str, path: Path, category: str) -> list[Example]:
     return examples
 
 
-def _check_supporting_facts(field: str, number: int, where: str, problems: list[str]) -> None:
-    """Supporting facts are optional, but when given they name earlier lines of the story."""
+def _supporting_facts(field: str, number: int, statement_index: dict[int, int], where: str, problems: list[str]) -> tuple[int, ...] | None:
+    """The record's ``support``: the supporting-fact line numbers as positions among the story's
+    statements (0-based, in story order). Optional; when given they name earlier statements."""
+    if not field.strip():
+        return None
+    support = set()
     for token in field.split():
         if not token.isdigit():
             problems.append(f"{where}: supporting facts: {token!r} is not a line number")
         elif not 1 <= int(token) < number:
             problems.append(f"{where}: supporting facts: line {token} is not an earlier line of this story")
+        elif int(token) not in statement_index:
+            problems.append(f"{where}: supporting facts: line {token} is a question, not a statement")
+        else:
+            support.add(statement_index[int(token)])
+    return tuple(sorted(support))

@@ -13,8 +13,10 @@ Reading validates every line and reports *all* bad records at once, each as
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -27,7 +29,9 @@ ANSWER_WORDS = {"yes": True, "true": True, "1": True, "no": False, "false": Fals
 DEFAULT_CATEGORY = "unknown"
 #: A record longer than this is refused: it is a broken file, not a story.
 MAX_LINE_BYTES = 1 << 20
-FIELDS = ("id", "story", "question", "answer", "category", "noun_count")
+FIELDS = ("id", "story", "question", "answer", "category", "noun_count", "support")
+#: Where one sentence of a story ends: ``.``, ``!`` or ``?`` followed by space or the end.
+_SENTENCE_END = re.compile(r"[.!?](?:\s+|$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +42,37 @@ class Example:
     answer: bool
     category: str = DEFAULT_CATEGORY
     noun_count: int = 0
+    #: Indices (0-based, increasing) of the story sentences the answer needs; None when unknown.
+    support: tuple[int, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
         record["answer"] = "yes" if self.answer else "no"
+        if self.support is None:
+            del record["support"]
+        else:
+            record["support"] = list(self.support)
         return record
+
+
+def sentence_count(story: str) -> int:
+    """How many sentences a story has (each ends with '.', '!' or '?'; a last one without a mark counts)."""
+    ends = len(_SENTENCE_END.findall(story.strip()))
+    return ends + (1 if story.strip() and story.strip()[-1] not in ".!?" else 0)
+
+
+def check_support(value: Any, story: str) -> tuple[int, ...]:
+    """The support field as a tuple, or ValueError saying what is wrong with it."""
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of sentence indices, got {type(value).__name__}")
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in value):
+        raise ValueError(f"expected integer sentence indices, got {value!r}")
+    if any(i < 0 for i in value) or any(a >= b for a, b in zip(value, value[1:])):
+        raise ValueError(f"expected increasing indices >= 0 (story order, no repeats), got {value!r}")
+    count = sentence_count(story)
+    if value and value[-1] >= count:
+        raise ValueError(f"index {value[-1]} is past the story's {count} sentence(s) (indices start at 0)")
+    return tuple(value)
 
 
 def parse_answer(value: Any) -> bool:
@@ -91,6 +121,12 @@ def example_from_dict(obj: Any, where: str, problems: list[str]) -> Example | No
         isinstance(noun_count, bool) or not isinstance(noun_count, int) or noun_count < 0
     ):
         problems.append(f"{where}: noun_count: expected a non-negative integer, got {noun_count!r}")
+    support = obj.get("support")
+    if support is not None and isinstance(obj.get("story"), str):
+        try:
+            support = check_support(support, obj["story"])
+        except ValueError as exc:
+            problems.append(f"{where}: support: {exc}")
     unknown = sorted(set(obj) - set(FIELDS))
     if unknown:
         problems.append(f"{where}: {unknown[0]}: unknown field (expected {', '.join(FIELDS)})")
@@ -104,6 +140,7 @@ def example_from_dict(obj: Any, where: str, problems: list[str]) -> Example | No
         answer=answer,  # type: ignore[arg-type]
         category=category.strip(),
         noun_count=count_nouns(story) if noun_count is None else noun_count,
+        support=support,
     )
 
 
@@ -156,7 +193,7 @@ def parse_jsonl(text: str, path: Path) -> list[Example]:
 
 
 def _with_id(example: Example, record_id: str) -> Example:
-    return Example(record_id, example.story, example.question, example.answer, example.category, example.noun_count)
+    return dataclasses.replace(example, id=record_id)
 
 
 def check_unique_ids(examples: Iterable[Example], path: Path, problems: list[str]) -> None:
