@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -39,13 +40,15 @@ def test_task6_file_loads_as_exactly_these_records():
     cat, stem = "yes-no-questions", "qa6_yes-no-questions_train"
     # Noun counts by hand: names and the word after "the", distinct, e.g. mary bathroom sandra bedroom.
     expected = [
-        Example(f"{stem}-1-3", story(*s1), "Is Sandra in the hallway?", False, cat, 4),
-        Example(f"{stem}-1-6", story(*s1b), "Is Daniel in the hallway?", True, cat, 6),
-        Example(f"{stem}-1-8", story(*s1b, "John travelled to the garden."), "Is Mary in the bedroom?", True, cat, 8),
-        Example(f"{stem}-2-3", story(*s2), "Is John in the kitchen?", True, cat, 4),
+        # support: the supporting-fact line numbers as positions among the story's statements
+        # (line 4 is the third statement of story 1 because line 3 is a question).
+        Example(f"{stem}-1-3", story(*s1), "Is Sandra in the hallway?", False, cat, 4, (1,)),
+        Example(f"{stem}-1-6", story(*s1b), "Is Daniel in the hallway?", True, cat, 6, (3,)),
+        Example(f"{stem}-1-8", story(*s1b, "John travelled to the garden."), "Is Mary in the bedroom?", True, cat, 8, (2,)),
+        Example(f"{stem}-2-3", story(*s2), "Is John in the kitchen?", True, cat, 4, (0,)),
         # Two questions in a row: the first is not part of the second's story.
-        Example(f"{stem}-2-4", story(*s2), "Is Daniel in the garden?", False, cat, 4),
-        Example(f"{stem}-2-6", story(*s2, "John moved to the hallway."), "Is John in the kitchen?", False, cat, 5),
+        Example(f"{stem}-2-4", story(*s2), "Is Daniel in the garden?", False, cat, 4, (1,)),
+        Example(f"{stem}-2-6", story(*s2, "John moved to the hallway."), "Is John in the kitchen?", False, cat, 5, (2,)),
         Example(
             f"{stem}-3-3",
             story("Sandra grabbed the apple there.", "Sandra travelled to the office."),
@@ -53,9 +56,39 @@ def test_task6_file_loads_as_exactly_these_records():
             True,
             cat,
             3,
+            (1,),
         ),
     ]
     assert read_babi(QA6_TRAIN) == expected
+
+
+@pytest.mark.parametrize("path", [QA6_TRAIN, QA17_TRAIN, QA18_TRAIN])
+def test_support_is_the_files_supporting_facts(path):
+    """Each record's support names exactly the statements its question line lists, and those
+    sentences of the story are the statements' text (read here without the reader)."""
+    expected = []
+    statements: dict[int, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        number, _, rest = line.partition(" ")
+        if int(number) == 1:
+            statements = {}
+        text, *fields = rest.split("\t")
+        if not fields:
+            statements[int(number)] = text
+            continue
+        expected.append([statements[int(n)] for n in sorted(fields[1].split(), key=int)] if fields[1].split() else None)
+        assert all(int(n) in statements for n in fields[1].split())
+    records = read_babi(path)
+    assert len(records) == len(expected) and any(expected)
+    for record, facts in zip(records, expected):
+        sentences = [s.strip() for s in re.findall(r"[^.?!]+[.?!]", record.story)]
+        assert (None if record.support is None else [sentences[i] for i in record.support]) == facts, record.id
+
+
+def test_a_supporting_fact_that_is_a_question_is_refused(tmp_path):
+    path = tmp_path / "qa6_x_train.txt"
+    path.write_text("1 Mary went to the garden.\n2 Is Mary in the garden?\tyes\t1\n3 Is Mary in the hall?\tno\t2\n")
+    assert problems_of(path) == [f"{path}:3: supporting facts: line 2 is a question, not a statement"]
 
 
 def test_task17_questions_share_their_story_and_keep_the_answers():

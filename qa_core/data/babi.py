@@ -106,6 +106,7 @@ def parse_babi(text: str, path: Path, category: str) -> list[Example]:
     examples: list[Example] = []
     statements: list[str] = []  # the current story's statements so far
     statement_index: dict[int, int] = {}  # line number -> position among the story's statements
+    questions: set[int] = set()  # the story's question line numbers so far
     story_index = 0  # 1-based, so ids read like line numbers do
     previous = 0  # the number the previous line had (or should have had)
     first_not_yes_no = ""  # one line is enough: a non-binary task has hundreds
@@ -130,6 +131,7 @@ def parse_babi(text: str, path: Path, category: str) -> list[Example]:
             story_index += 1
             statements = []
             statement_index = {}
+            questions = set()
         elif story_index == 0:
             problems.append(f"{where}: number: expected 1 (a file starts with a story's first line), got {number}")
             story_index = 1
@@ -157,7 +159,8 @@ def parse_babi(text: str, path: Path, category: str) -> list[Example]:
             )
             continue
         bad = len(problems)
-        support = _supporting_facts(fields[1] if len(fields) > 1 else "", number, statement_index, where, problems)
+        support = _supporting_facts(fields[1] if len(fields) > 1 else "", number, statement_index, questions, where, problems)
+        questions.add(number)
         if not statements:
             problems.append(f"{where}: story: no statements before this question")
         if len(problems) > bad:
@@ -186,7 +189,9 @@ def parse_babi(text: str, path: Path, category: str) -> list[Example]:
     return examples
 
 
-def _supporting_facts(field: str, number: int, statement_index: dict[int, int], where: str, problems: list[str]) -> tuple[int, ...] | None:
+def _supporting_facts(
+    field: str, number: int, statement_index: dict[int, int], questions: set[int], where: str, problems: list[str]
+) -> tuple[int, ...] | None:
     """The record's ``support``: the supporting-fact line numbers as positions among the story's
     statements (0-based, in story order). Optional; when given they name earlier statements."""
     if not field.strip():
@@ -197,8 +202,9 @@ def _supporting_facts(field: str, number: int, statement_index: dict[int, int], 
             problems.append(f"{where}: supporting facts: {token!r} is not a line number")
         elif not 1 <= int(token) < number:
             problems.append(f"{where}: supporting facts: line {token} is not an earlier line of this story")
-        elif int(token) not in statement_index:
-            problems.append(f"{where}: supporting facts: line {token} is a question, not a statement")
-        else:
+        elif int(token) in statement_index:
             support.add(statement_index[int(token)])
+        elif int(token) in questions:
+            problems.append(f"{where}: supporting facts: line {token} is a question, not a statement")
+        # else: that line was bad and is reported already
     return tuple(sorted(support))
