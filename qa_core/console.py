@@ -24,6 +24,18 @@ def warn(line: str) -> None:
     tqdm.write(line, file=sys.stderr)
 
 
+def truncation_line(split: str, stats, max_len: int) -> str:
+    """The warning when max_len cut records: how many, and which cells lost supporting facts."""
+    line = (
+        f"qa: {stats.truncated} of {stats.records} {split} records are longer than max_len={max_len} "
+        f"(longest {stats.longest}); kept the question and the end of each story"
+    )
+    if stats.lost:
+        cells = ", ".join(f"{cell} {count}" for cell, count in sorted(stats.lost_by_cell.items(), key=lambda item: -item[1]))
+        line += f"; {stats.lost} lost a supporting sentence and cannot be answered ({cells})"
+    return line
+
+
 def plugins_line(model: tuple[str, str], trackers: Iterable[tuple[str, str]]) -> str:
     name, version = model
     tracked = ", ".join(f"{n} {v}" for n, v in trackers)

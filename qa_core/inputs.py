@@ -120,12 +120,17 @@ def resolve_model_params(model_plugin: ModelPlugin, config: RunConfig) -> dict[s
     return model_plugin.resolve_params(given)
 
 
-def resolve_max_len(config: RunConfig, params: dict[str, Any], train: Sequence[Example]) -> int:
-    if "max_len" in params:  # the plugin's own parameter (which --max-len sets) decides
-        return int(params["max_len"])
-    if config.max_len is not None:
-        return config.max_len
-    return int(min(MAX_AUTO_LEN, max(4, sequence_lengths(train).max())))
+def resolve_max_len(config: RunConfig, params: dict[str, Any], splits: dict[str, list[Example]]) -> int:
+    """The encoded length: the plugin's ``max_len`` parameter (which --max-len sets), else
+    --max-len; 0 or unset means "cover the data", the longest record of any split (capped at
+    MAX_AUTO_LEN), so that no record loses text unless the user asked for a shorter window."""
+    asked = params.get("max_len") if "max_len" in params else config.max_len
+    if asked:
+        if int(asked) < 4:
+            raise ConfigError(f"max_len: 0 (cover the data) or at least 4, got {asked}")
+        return int(asked)
+    longest = max(int(sequence_lengths(examples).max()) for examples in splits.values() if examples)
+    return int(min(MAX_AUTO_LEN, max(4, longest)))
 
 
 def check_plugin_options(option: str, name: str, info: Any, options: dict[str, str]) -> dict[str, Any] | None:

@@ -310,15 +310,17 @@ def _data_config(config: RunConfig, point: ResumePoint | None) -> RunConfig:
     return config
 
 
-def _encode(data: Data, vocab: Vocabulary, max_len: int, categories: tuple[str, ...], config: RunConfig) -> dict[str, EncodedSplit]:
+def _encode(
+    data: Data, vocab: Vocabulary, max_len: int, categories: tuple[str, ...], config: RunConfig, truncation: dict[str, dict[str, int]]
+) -> dict[str, EncodedSplit]:
+    """Every split encoded once; ``truncation`` gets, per split that max_len cut, the records per
+    cell that lost a supporting sentence (config.json's ``lost_support``)."""
     encoded: dict[str, EncodedSplit] = {}
     for split in ("train", "val", "test"):
         encoded[split], stats = encode(data.splits[split], vocab, max_len, split, categories)
         if stats.truncated:
-            console.warn(
-                f"qa: {stats.truncated} of {stats.records} {split} records are longer than max_len={max_len} "
-                f"(longest {stats.longest}); kept the question and the end of each story"
-            )
+            truncation[split] = stats.lost_by_cell
+            console.warn(console.truncation_line(split, stats, max_len))
     if config.fast_dev_run:  # a couple of batches of each split through every hook
         rows = FAST_DEV_BATCHES * config.batch_size
         encoded = {split: e.take(np.arange(min(rows, len(e)))) for split, e in encoded.items()}
@@ -336,8 +338,11 @@ def _assemble(
         categories = tuple(point.meta.get("category_names", categories))
     else:
         vocab = Vocabulary.build(data.splits["train"])
-    max_len = resolve_max_len(config, params, data.splits["train"])
-    encoded = _encode(data, vocab, max_len, categories, config)
+    max_len = resolve_max_len(config, params, data.splits)
+    if "max_len" in params:  # the model, meta.json and config.json get the resolved length, not 0
+        params["max_len"] = max_len
+    truncation: dict[str, dict[str, int]] = {}
+    encoded = _encode(data, vocab, max_len, categories, config, truncation)
     run_dir, run_id = _run_dir(config, model_plugin, point, resume, vocab)
     identity = Identity(
         run_id, run_dir, model_plugin.name, model_plugin.version, model_plugin.info.framework, data.dataset, config.seed,
@@ -350,6 +355,8 @@ def _assemble(
         dataset=identity.dataset, config=identity.run_config(config, data, digests, resumed_after), tags=tuple(config.tags),
         logger_params=options, resumed_after_epoch=resumed_after,
     )
+    if truncation:  # per split and cell, the records that lost a supporting sentence
+        context.config["lost_support"] = truncation
     steps = encoded["train"].num_batches(config.batch_size)
     if config.limit_train_batches or config.fast_dev_run:
         steps = min(steps, config.limit_train_batches or FAST_DEV_BATCHES)

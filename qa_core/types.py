@@ -134,6 +134,8 @@ class EncodedSplit:
     categories: np.ndarray  # int32 [n], codes into ``category_names``
     noun_counts: np.ndarray  # int32 [n]
     category_names: tuple[str, ...]
+    #: bool [n]: False where the encoding cut a supporting sentence (None: not known, all kept)
+    answerable: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -163,6 +165,7 @@ class EncodedSplit:
             self.categories[index],
             self.noun_counts[index],
             self.category_names,
+            None if self.answerable is None else self.answerable[index],
         )
 
 

@@ -18,7 +18,7 @@ import json
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
 from typing import Sequence
@@ -128,8 +128,10 @@ class Vocabulary:
 @dataclass(frozen=True)
 class EncodeStats:
     records: int
-    truncated: int
+    truncated: int  # records longer than max_len (their story's start was dropped)
     longest: int
+    lost: int = 0  # records that lost a supporting sentence (without ``support``: any story text)
+    lost_by_cell: dict[str, int] = field(default_factory=dict)  # "category/noun_count" -> lost
 
 
 def encode(
@@ -152,13 +154,19 @@ def encode(
     lookup[_RECORD_MARK] = -1
     matrix = np.zeros((n, max_len), dtype=np.int32)
     lengths = np.zeros(n, dtype=np.int64)
+    touched = np.zeros(n, dtype=np.int64)
+    end_ids = np.array([vocab.index[mark] for mark in ".!?" if mark in vocab.index], dtype=np.int32)
     # Records are tokenised a chunk at a time: the token list holds one Python string per token
     # (~5 KiB per record), so tokenising 1M records at once needs ~5 GiB; chunks bound that to
     # ~10 MiB and give the same arrays.
     for begin in range(0, n, ENCODE_CHUNK):
         end = min(begin + ENCODE_CHUNK, n)
-        lengths[begin:end] = _encode_rows(examples[begin:end], lookup, max_len, matrix[begin:end])
+        lengths[begin:end], touched[begin:end] = _encode_rows(examples[begin:end], lookup, max_len, matrix[begin:end], end_ids)
     kept = np.minimum(lengths, max_len)
+    # A record stays answerable when the cut spared its earliest supporting sentence; without
+    # ``support`` (-1) any cut into the story counts as lost, and an empty support never is.
+    first_support = np.fromiter((_first_support(e) for e in examples), dtype=np.int64, count=n)
+    lost = np.where(first_support >= 0, first_support < touched, (first_support == -1) & (touched > 0))
 
     split = EncodedSplit(
         name=name,
@@ -168,13 +176,28 @@ def encode(
         categories=np.fromiter((category_code[e.category] for e in examples), dtype=np.int32, count=n),
         noun_counts=np.fromiter((e.noun_count for e in examples), dtype=np.int32, count=n),
         category_names=tuple(category_names),
+        answerable=~lost,
     )
-    stats = EncodeStats(n, int((lengths > max_len).sum()), int(lengths.max()) if n else 0)
+    by_cell: dict[str, int] = {}
+    for i in np.flatnonzero(lost).tolist():
+        cell = f"{examples[i].category}/{examples[i].noun_count}"
+        by_cell[cell] = by_cell.get(cell, 0) + 1
+    stats = EncodeStats(n, int((lengths > max_len).sum()), int(lengths.max()) if n else 0, int(lost.sum()), by_cell)
     return split, stats
 
 
-def _encode_rows(examples: Sequence[Example], lookup: dict[str, int], max_len: int, out: np.ndarray) -> np.ndarray:
-    """Write the ids of ``examples`` into ``out`` (zeroed rows); returns their untruncated lengths."""
+def _first_support(example: Example) -> int:
+    """The earliest supporting sentence; -1 without support, a large number for an empty one."""
+    if example.support is None:
+        return -1
+    return example.support[0] if example.support else np.iinfo(np.int64).max
+
+
+def _encode_rows(
+    examples: Sequence[Example], lookup: dict[str, int], max_len: int, out: np.ndarray, end_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Write the ids of ``examples`` into ``out`` (zeroed rows); returns their untruncated
+    lengths and, per record, how many story sentences the cut touched (0 when nothing was cut)."""
     tokens = _corpus_tokens(examples)
     ids = np.fromiter(map(lookup.get, tokens, repeat(UNK)), dtype=np.int32, count=len(tokens))
     bounds = np.flatnonzero(ids == -1)
@@ -186,7 +209,13 @@ def _encode_rows(examples: Sequence[Example], lookup: dict[str, int], max_len: i
     rows = np.repeat(np.arange(len(examples)), kept)
     cols = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
     out[rows, cols] = ids[np.repeat(first, kept) + cols]
-    return lengths
+    # Sentence k starts after the k-th sentence end; the cut (tokens before `first`) touches
+    # sentence k when it starts before `first`: one more than the ends strictly before first - 1.
+    ends_at = np.flatnonzero(np.isin(ids, end_ids))
+    cut = first - starts
+    before = np.searchsorted(ends_at, first - 1, "left") - np.searchsorted(ends_at, starts, "left")
+    touched = np.where(cut > 0, before + 1, 0)
+    return lengths, touched
 
 
 def sequence_lengths(examples: Sequence[Example]) -> np.ndarray:

@@ -56,9 +56,11 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "max_len",
         int,
-        96,
-        "tokens per example (story, SEP, question); the core truncates longer stories to fit",
-        minimum=4,
+        0,
+        "tokens per example (story, SEP, question); 0 = cover the data (the longest record); "
+        "a shorter one drops the start of longer stories, and the run counts what that cost",
+        minimum=0,
+        check=lambda value: None if value == 0 or value >= 4 else "must be >= 4 (or 0: cover the data)",
         maximum=4096,
     ),
     Param(
