@@ -267,6 +267,7 @@ def data_generate(
     noun_counts: Optional[str] = typer.Option(None, "--noun-counts", help="Comma-separated noun counts [default: 8,15,30]."),
     seed: int = typer.Option(0, "--seed"),
     per_cell: bool = typer.Option(False, "--per-cell", help="Sizes are records per category x noun-count cell (stratified sets)."),
+    sentences: Optional[str] = typer.Option(None, "--sentences", help="Comma-separated story lengths in sentences: every story of a cell gets exactly that many (one length holds length fixed across noun counts, several vary it) [default: as the nouns need]."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress"),
     traceback: bool = TracebackOption,
 ) -> None:
@@ -283,9 +284,10 @@ def data_generate(
         raise ConfigError("--train/--val/--test: at least one split must have records")
     cats = _csv(categories) or list(CATEGORIES)
     nouns = _csv_ints("--noun-counts", noun_counts) or list(DEFAULT_NOUN_COUNTS)
-    total = sum(sizes.values()) * (len(cats) * len(nouns) if per_cell else 1)
+    lengths = _csv_ints("--sentences", sentences) or None
+    total = sum(sizes.values()) * (len(cats) * len(nouns) * len(lengths or [0]) if per_cell else 1)
     with tqdm(total=total, unit="story", desc="generating", disable=(not progress) if progress is not None else None) as bar:
-        splits = generate_splits(sizes, categories=cats, noun_counts=nouns, seed=seed, per_cell=per_cell, progress=bar.update)
+        splits = generate_splits(sizes, categories=cats, noun_counts=nouns, seed=seed, per_cell=per_cell, progress=bar.update, sentences=lengths)
     with directory_lock(out):  # a concurrent generate into --out writes its whole set before or after
         for name, examples in splits.items():
             write_jsonl(out / f"{name}.jsonl", examples)

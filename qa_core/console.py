@@ -72,12 +72,20 @@ def interval(low: float, high: float) -> str:
 
 def results_block(report: MetricsReport, title: str = "EVALUATION RESULTS BY CATEGORY") -> str:
     """Per cell, the accuracy, its Wilson 95% interval and the sample count; then overall."""
+    from .evaluation import answerable_by
+
+    lost = answerable_by(report)
     lines = [RULE, f"{title}:"]
     for (category, nouns), group in report.by_group.items():
-        lines.append(
+        line = (
             f"  - {category}/noun_{nouns}: Accuracy={group.accuracy:.4f} "
             f"{interval(group.accuracy_low, group.accuracy_high)} (from {group.count} samples)"
         )
+        cut, kept = lost.get(("cell", (category, nouns)), (0, None))
+        if cut:  # the window cut a supporting sentence: the model could not have known
+            answerable = f"{kept.accuracy:.4f} {interval(kept.accuracy_low, kept.accuracy_high)}" if kept else "-"
+            line += f"; {cut} lost a supporting sentence to max_len, answerable-only accuracy {answerable}"
+        lines.append(line)
     lines.append(RULE)
     overall = report.overall
     lines.append(f"Overall accuracy: {overall.accuracy:.4f} {interval(overall.accuracy_low, overall.accuracy_high)}")

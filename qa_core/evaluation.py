@@ -1,7 +1,8 @@
 """Scoring a split and writing what a researcher reads: the eval/ directory.
 
     eval/metrics.json          every metric, overall and per category / noun count / cell
-    eval/groups.csv            one row per category x noun-count cell (and per category, per noun count)
+    eval/groups.csv            one row per category x noun-count cell (and per category, per noun count,
+                               per story length); ``lost`` and ``answerable_accuracy`` beside each
     eval/confusion_matrix.json TN FP FN TP overall and per cell
     eval/misclassified.jsonl   each wrong prediction: story, question, truth, probability, cell
     eval/errors.json           the cells with the most errors, with their FP / FN split
@@ -30,19 +31,60 @@ EVAL_FILES = ("metrics.json", "groups.csv", "confusion_matrix.json", "misclassif
 
 
 def group_rows(report: MetricsReport) -> list[dict[str, Any]]:
+    """One row per group: overall, category, noun count, cell, and story length when the report
+    has that axis. ``lost`` counts the group's records whose supporting sentence the encoding cut;
+    ``answerable_*`` is the accuracy (and interval) on the others."""
     rows: list[dict[str, Any]] = []
+    lost = answerable_by(report)
 
-    def add(level: str, category: str, nouns: str, group: GroupMetrics) -> None:
-        rows.append({"level": level, "category": category, "noun_count": nouns, **group.to_json()})
+    def add(level: str, category: str, nouns: str, group: GroupMetrics, key: tuple, length: str = "") -> None:
+        row = {"level": level, "category": category, "noun_count": nouns, "length": length, **group.to_json()}
+        rows.append({**row, **_answerable_columns(lost.get((level, key)), group)})
 
-    add("overall", "", "", report.overall)
+    add("overall", "", "", report.overall, ())
     for category, group in report.by_category.items():
-        add("category", category, "", group)
+        add("category", category, "", group, (category,))
     for nouns, group in report.by_noun_count.items():
-        add("noun_count", "", str(nouns), group)
+        add("noun_count", "", str(nouns), group, (nouns,))
     for (category, nouns), group in report.by_group.items():
-        add("cell", category, str(nouns), group)
+        add("cell", category, str(nouns), group, (category, nouns))
+    for length, group in report.by_axis.get("length", {}).items():
+        add("length", "", "", group, (length,), str(length))
     return rows
+
+
+#: The row levels of group_rows and the axes each is a breakdown of.
+LEVEL_AXES = {"overall": (), "category": ("category",), "noun_count": ("noun_count",), "cell": ("category", "noun_count"), "length": ("length",)}
+
+
+def answerable_by(report: MetricsReport) -> dict[tuple[str, tuple], tuple[int, GroupMetrics | None]]:
+    """``{(level, key): (lost, metrics on the answerable records)}`` from the report's joint
+    histogram (its ``answerable`` axis); empty when the report has none."""
+    if "answerable" not in report.axes:
+        return {}
+    out: dict[tuple[str, tuple], tuple[int, GroupMetrics | None]] = {}
+    for level, axes in LEVEL_AXES.items():
+        if not all(axis in report.axes for axis in axes):
+            continue
+        groups = report.breakdown(*axes, "answerable").groups()
+        for key, group in groups.items():
+            *rest, flag = key if isinstance(key, tuple) else (key,)
+            entry = out.get((level, tuple(rest)), (0, None))
+            out[(level, tuple(rest))] = (group.count, entry[1]) if flag == "no" else (entry[0], group)
+    return out
+
+
+def _answerable_columns(entry: tuple[int, GroupMetrics | None] | None, group: GroupMetrics) -> dict[str, Any]:
+    lost, kept = entry if entry is not None else (0, group)
+    if kept is None:  # every record of the group lost its support
+        return {"lost": lost, "answerable_count": 0, "answerable_accuracy": "", "answerable_accuracy_low": "", "answerable_accuracy_high": ""}
+    return {
+        "lost": lost,
+        "answerable_count": kept.count,
+        "answerable_accuracy": kept.accuracy,
+        "answerable_accuracy_low": kept.accuracy_low,
+        "answerable_accuracy_high": kept.accuracy_high,
+    }
 
 
 def error_summary(report: MetricsReport, top: int = 10) -> dict[str, Any]:

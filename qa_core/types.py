@@ -120,6 +120,17 @@ class Batch:
         return self.stop - self.start
 
 
+#: Story-length buckets by sentence count (the ``length`` axis): 1-4, 5-8, 9-16, ... doubling.
+LENGTH_BUCKETS: tuple[str, ...] = ("1-4", "5-8", "9-16", "17-32", "33-64", "65-128", "129-256", "257+")
+
+
+def length_bucket(sentences: np.ndarray) -> np.ndarray:
+    """The LENGTH_BUCKETS code of each sentence count (0 and 1-4 -> 0, 5-8 -> 1, 9-16 -> 2, ...)."""
+    counts = np.maximum(np.asarray(sentences, dtype=np.int64), 1)
+    codes = np.ceil(np.log2(counts)).astype(np.int32) - 2  # 5..8 -> 3 - 2 = 1
+    return np.clip(codes, 0, len(LENGTH_BUCKETS) - 1).astype(np.int32)
+
+
 @dataclass(frozen=True)
 class EncodedSplit:
     """One split of the data, encoded once by the core into numpy arrays.
@@ -136,6 +147,20 @@ class EncodedSplit:
     category_names: tuple[str, ...]
     #: bool [n]: False where the encoding cut a supporting sentence (None: not known, all kept)
     answerable: np.ndarray | None = None
+    #: int32 [n]: each story's sentence count as a code into LENGTH_BUCKETS (None: not known)
+    length_buckets: np.ndarray | None = None
+
+    @property
+    def axes(self) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
+        """The record axes beyond category and noun count, as ``(codes, labels)``: ``length``
+        (the story's sentence-count bucket) and ``answerable`` (no/yes), when known. Metrics
+        break down by them from the same joint histogram as by the cell."""
+        out: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
+        if self.length_buckets is not None:
+            out["length"] = (self.length_buckets, LENGTH_BUCKETS)
+        if self.answerable is not None:
+            out["answerable"] = (self.answerable.astype(np.int32), ("no", "yes"))
+        return out
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -166,6 +191,7 @@ class EncodedSplit:
             self.noun_counts[index],
             self.category_names,
             None if self.answerable is None else self.answerable[index],
+            None if self.length_buckets is None else self.length_buckets[index],
         )
 
 

@@ -347,33 +347,50 @@ def test_report_holds_every_table_and_embedded_plot(qa, probed, tiny_data, tmp_p
 # -------------------------------------------------------------------------------------------------
 
 
+def cut_support(run_dir: Path):
+    """By hand from the tokens: did the run's max_len cut reach a record's earliest supporting sentence?"""
+    from qa_core.data.tokenizer import tokenize
+
+    max_len = json.loads((run_dir / "config.json").read_text())["max_len"]
+
+    def lost(e: Example) -> bool:
+        story = tokenize(e.story)
+        cut = len(story) + 1 + len(tokenize(e.question)) - max_len
+        starts = [0] + [i + 1 for i, t in enumerate(story) if t == "."]
+        return cut > 0 and starts[e.support[0]] < cut
+
+    return lost
+
+
 def test_probe_names_the_boundary_of_a_model_whose_accuracy_falls(probed, tiny_data):
     result, run_dir = probed
     directory = run_dir / "probe"
     stories = read_jsonl(directory / "probe.jsonl")
     counts = Counter((e.category, e.noun_count) for e in stories)
-    cells = {(c, n) for c in LIMITS for n in (4, 8, 15, 30, 50)} - {("superdense", 4)}
+    cells = {(c, n) for c in LIMITS for n in (4, 8, 15, 30, 50)} - {("dense", 4), ("superdense", 4)}  # too few nouns for a twin
     assert counts == {cell: 4 for cell in cells}  # exactly --per-cell stories in every cell
     assert all(Counter(e.answer for e in stories if (e.category, e.noun_count) == cell) == {True: 2, False: 2} for cell in cells)
     train_stories = {e.story for e in read_jsonl(tiny_data / "train.jsonl")}
     assert not train_stories & {e.story for e in stories} and all(e.id.startswith("probe-") for e in stories)
 
     probe = json.loads((directory / "probe.json").read_text())
-    expected = expected_cells(stories)
+    lost = cut_support(run_dir)
+    expected = expected_cells([e for e in stories if not lost(e)])  # the curve is on answerable records
     got = {(c, p["noun_count"]): (p["accuracy"], p["count"]) for c, points in probe["curve"].items() for p in points}
     assert_same_cells(got, expected)
     # the rule's accuracies: 1 below the limit, 0.5 up to twice it, 0 beyond
     assert [p["accuracy"] for p in probe["curve"]["simple"]] == [1.0, 1.0, 0.5, 0.0, 0.0]
     assert probe["boundary"] == {"simple": 15, "dense": 8, "superdense": 50}
-    (skipped,) = probe["skipped"]
-    assert (skipped["category"], skipped["noun_count"]) == ("superdense", 4)
-    assert re.fullmatch(r"superdense stories need 5\.\.\d+ nouns", skipped["reason"])
+    assert [(s["category"], s["noun_count"]) for s in probe["skipped"]] == [("dense", 4), ("superdense", 4)]
+    assert re.fullmatch(r"superdense stories need 8\.\.\d+ nouns", probe["skipped"][1]["reason"])
+    cut = Counter((e.category, e.noun_count) for e in stories if lost(e))
+    assert {(x["category"], x["noun_count"]): x["lost"] for x in probe["lost_to_max_len"]} == dict(cut) and probe["axis"] == "noun_count"
     assert probe["seen_in_training"] == 0 and probe["threshold"] == 0.75 and probe["per_cell"] == 4
     config = json.loads((run_dir / "config.json").read_text())
     assert probe["seed"] != config["seed"]
 
     rows = list(csv.DictReader(io.StringIO((directory / "curve.csv").read_text())))
-    assert_same_cells({(r["category"], int(r["noun_count"])): (float(r["accuracy"]), int(r["count"])) for r in rows}, expected)
+    assert_same_cells({(r["category"], int(r["noun_count"])): (float(r["accuracy"]), int(r["count"])) for r in rows if int(r["count"])}, expected)
     check_png(directory / "accuracy_by_noun_count.png", (800, 500))
     check_png(directory / "cell_heatmap.png", (900, 500))  # five noun-count columns: 1.2 in each + 3 in
     assert json.loads((directory / "eval" / "metrics.json").read_text())["overall"]["count"] == len(stories)
@@ -381,12 +398,36 @@ def test_probe_names_the_boundary_of_a_model_whose_accuracy_falls(probed, tiny_d
     out = result.out
     # 4 of 4: [0.51, 1.00]; 2 of 4: [0.15, 0.85]; 0 of 4: [0.00, 0.49] (Wilson)
     assert re.search(r"^simple\s+1\.000 \[0\.51, 1\.00\]\s+1\.000 \[0\.51, 1\.00\]\s+0\.500 \[0\.15, 0\.85\]\s+0\.000 \[0\.00, 0\.49\]\s+0\.000 \[0\.00, 0\.49\]$", out, re.M)
-    assert re.search(r"^superdense\s+-\s+1\.000 \S+ \S+\s+1\.000 \S+ \S+\s+1\.000 \S+ \S+\s+0\.500 \[0\.15, 0\.85\]$", out, re.M)
+    # 50-noun superdense stories are longer than this run's window: that cell is scored on its answerable ones
+    assert re.search(r"^superdense\s+-\s+1\.000 \S+ \S+\s+1\.000 \S+ \S+\s+1\.000 \S+ \S+\s+(\d\.\d{3} \S+ \S+|-)$", out, re.M)
     # the point estimate falls below 0.75 at the limit; the upper bound only where the rule is wrong
-    assert re.search(r"^  dense\s+8 nouns; surely below from 30 nouns$", out, re.M)
-    assert re.search(r"^  superdense\s+50 nouns; not surely below at any probed noun count$", out, re.M)
-    assert probe["boundary_upper_bound"] == {"simple": 30, "dense": 30, "superdense": None}
+    assert re.search(r"^  dense\s+8 nouns \(already below at the smallest noun count probed\); surely below from 30 nouns$", out, re.M)
+    assert re.search(r"^  superdense\s+50 nouns; ", out, re.M)
+    assert {k: v for k, v in probe["boundary_upper_bound"].items() if k != "superdense"} == {"simple": 30, "dense": 30}
     assert [p["accuracy_high"] for p in probe["curve"]["simple"]][2:] == pytest.approx([0.8500, 0.4899, 0.4899], abs=1e-4)
+
+
+def test_probe_on_the_length_axis_scores_answerable_records_and_names_capped_cells(qa, cutoff_run, cutoff_env):
+    from qa_core.data.records import sentence_count
+
+    result = qa("probe", str(cutoff_run), "--axis", "length", "--lengths", "16,64", "--length-nouns", "8", "--per-cell", "6", "--json", env=cutoff_env)
+    assert result.code == 0, result.err
+    probe = json.loads(result.out)
+    stories = read_jsonl(cutoff_run / "probe" / "probe.jsonl")
+    assert {e.noun_count for e in stories} == {8} and Counter(sentence_count(e.story) for e in stories) == {16: 18, 64: 18}
+    assert probe["axis"] == "length" and probe["length_noun_count"] == 8 and probe["noun_counts"] == [16, 64]
+    # The run's max_len covers its own data, not 64-sentence stories: count, per cell, the records
+    # whose earliest supporting sentence the cut reached, by hand from the tokens.
+    lost = cut_support(cutoff_run)
+    expected = Counter((e.category, 16 if sentence_count(e.story) == 16 else 64) for e in stories if lost(e))
+    assert expected and {(x["category"], x["length"]): x["lost"] for x in probe["lost_to_max_len"]} == dict(expected)
+    got = {(c, p["noun_count"]): p["count"] for c, points in probe["curve"].items() for p in points}
+    for (category, length), cut in expected.items():
+        assert got.get((category, length), 0) == 6 - cut  # accuracy is on the answerable records only
+    capped = {(x["category"], x["length"]) for x in probe["capped_by_truncation"]}
+    assert capped == {cell for cell, cut in expected.items() if (6 - cut + 0.5 * cut) / 6 < 0.75}
+    text = qa("probe", str(cutoff_run), "--axis", "length", "--lengths", "16,64", "--per-cell", "6", env=cutoff_env).out
+    assert "s<=16" in text and "lost to max_len" in text and "on answerable records" in text
 
 
 def test_probe_threshold_moves_the_boundary(qa, cutoff_run, cutoff_env, tmp_path):
@@ -405,6 +446,8 @@ def test_probe_refuses_bad_options(qa, cutoff_run, cutoff_env):
         (["--noun-counts", "1,2"], "none of them can be generated"),
         (["--per-cell", "0"], "--per-cell: expected a positive integer"),
         (["--noun-counts", "8,x"], "--noun-counts: expected comma-separated integers"),
+        (["--axis", "size"], "--axis: expected one of noun_count, length"),
+        (["--axis", "length", "--lengths", "10,12"], "share a length bucket"),
     ):
         result = qa("probe", str(cutoff_run), *args, env=cutoff_env)
         assert result.code == 2 and message in result.err and "Traceback" not in result.err, (args, result.err)

@@ -70,9 +70,12 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, "--seed", help="Generator seed [default: the run's seed + 1000003]."),
         batch_size: int = typer.Option(64, "--batch-size", "-b"),
         as_json: bool = typer.Option(False, "--json", help="Print probe.json instead of the table."),
+        axis: str = typer.Option("noun_count", "--axis", help="What grows: noun_count, or length (story sentences at one noun count)."),
+        lengths: Optional[str] = typer.Option(None, "--lengths", help="With --axis length: comma-separated sentence counts, one per length bucket [default: 8,16,32,64]."),
+        length_nouns: int = typer.Option(8, "--length-nouns", help="With --axis length: the noun count every story has."),
         traceback: bool = TracebackOption,
     ) -> None:
-        """Score the best model on fresh stratified sets of growing noun count; name the boundary."""
+        """Score the best model on fresh stratified sets of growing noun count (or length); name the boundary."""
         from . import probe as probing
 
         result = probing.probe(
@@ -83,6 +86,9 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
             threshold,
             seed,
             batch_size,
+            axis=axis,
+            lengths=_csv_ints("--lengths", lengths) or probing.DEFAULT_LENGTHS,
+            length_nouns=length_nouns,
         )
         if as_json:
             print(json.dumps(result.to_json(), indent=2))

@@ -11,8 +11,16 @@ below the threshold (default 0.75); none when every probed noun count stays at o
 it comes its uncertainty: the first noun count whose Wilson 95% interval lies wholly below the
 threshold (its upper bound is below: the model is past the boundary there with 95% confidence).
 Between the two the data cannot tell; more ``--per-cell`` stories narrow the gap.
+Accuracy is taken on the *answerable* records: those whose supporting sentences the model's
+``max_len`` kept. Records it cut are counted per cell, and a cell where even a perfect reader of
+the kept text would stay below the threshold is named "capped by truncation".
 
-A cell the generator cannot tell (superdense stories need at least 5 nouns) is skipped and named.
+``--axis length`` probes story length instead of noun count: stories of 8, 16, 32 and 64
+sentences (``--lengths``) at one noun count (``--length-nouns``, default 8), so "is it the nouns
+or the length?" has an answer. Cells are keyed by the length bucket's upper bound.
+
+A cell the generator cannot tell (dense stories need at least 6 nouns to be shortcut-free, a
+story of 30 nouns does not fit in 8 sentences) is skipped and named.
 Everything goes under ``RUN_DIR/probe/``::
 
     probe.jsonl                    the generated stories
@@ -37,6 +45,10 @@ from ..errors import ConfigError, QAError
 from .runs import CellTable, RunRecord
 
 DEFAULT_NOUN_COUNTS = (4, 8, 15, 30, 50)
+#: ``--axis length``: story lengths (sentences, one per length bucket) at one noun count.
+DEFAULT_LENGTHS = (8, 16, 32, 64)
+DEFAULT_LENGTH_NOUNS = 8
+AXES = ("noun_count", "length")
 DEFAULT_PER_CELL = 100
 DEFAULT_THRESHOLD = 0.75
 #: Added to the run's seed; with the split name "probe" it keeps probe stories off the training
@@ -61,6 +73,12 @@ class ProbeResult:
     directory: Path | None = None
     files: list[Path] = field(default_factory=list)
     plot_note: str | None = None
+    axis: str = "noun_count"
+    #: (category, noun count or length) -> records whose supporting sentence max_len cut
+    lost: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: cells where even a perfect reader of the kept text (a coin on the rest) stays below threshold
+    capped: list[tuple[str, int]] = field(default_factory=list)
+    length_nouns: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         low, high = self.table.interval
@@ -88,6 +106,11 @@ class ProbeResult:
             "boundary": self.boundary,
             "boundary_upper_bound": self.confident_boundary,
             "interval": "wilson 95%",
+            "axis": self.axis,
+            "length_noun_count": self.length_nouns,
+            "accuracy_on": "answerable records (the encoding kept every supporting sentence)",
+            "lost_to_max_len": [{"category": c, self.axis: x, "lost": n} for (c, x), n in self.lost.items()],
+            "capped_by_truncation": [{"category": c, self.axis: x} for c, x in self.capped],
             "skipped": self.skipped,
             "seen_in_training": self.seen_in_training,
         }
@@ -146,9 +169,16 @@ def probe(
     batch_size: int = 64,
     pm: Any = None,
     plots: bool = True,
+    axis: str = "noun_count",
+    lengths: Sequence[int] = DEFAULT_LENGTHS,
+    length_nouns: int = DEFAULT_LENGTH_NOUNS,
 ) -> ProbeResult:
-    """Generate the probe sets, score the run's best model on them and write RUN_DIR/probe/."""
-    from ..data.generator import generate_splits
+    """Generate the probe sets, score the run's best model on them and write RUN_DIR/probe/.
+
+    ``axis="length"`` probes story length instead: ``per_cell`` stories of every length in
+    ``lengths`` (sentences) at ``length_nouns`` nouns. Either way, accuracy and boundary are
+    computed on the *answerable* records (those whose supporting sentences the model's max_len
+    kept), and cells that truncation alone keeps below the threshold are named."""
     from ..data.records import write_jsonl
     from ..evaluation import evaluate_saved
     from ..plugins import load_plugins
@@ -159,17 +189,14 @@ def probe(
         raise ConfigError(f"--per-cell: expected a positive integer, got {per_cell}")
     if not 0.0 < threshold <= 1.0:
         raise ConfigError(f"--threshold: expected an accuracy in (0, 1], got {threshold}")
-    noun_counts = sorted(set(noun_counts))
-    if not noun_counts:
-        raise ConfigError("--noun-counts: give at least one noun count")
+    if axis not in AXES:
+        raise ConfigError(f"--axis: expected one of {', '.join(AXES)}, got {axis!r}")
     categories = list(dict.fromkeys(categories or default_categories(run)))
-    usable, skipped = probe_cells(categories, noun_counts)
     seed = int(run.config.get("seed", 0)) + SEED_OFFSET if seed is None else seed
-
-    examples = []
-    for category, counts in usable.items():
-        if counts:  # one call per category: each has its own range of noun counts
-            examples += generate_splits({SPLIT: per_cell}, categories=[category], noun_counts=counts, seed=seed, per_cell=True)[SPLIT]
+    if axis == "length":
+        examples, skipped = _length_probe_set(categories, sorted(set(lengths)), length_nouns, per_cell, seed)
+    else:
+        examples, skipped = _noun_probe_set(categories, sorted(set(noun_counts)), per_cell, seed)
     directory = run.path / "probe"
     data_file = directory / "probe.jsonl"
     write_jsonl(data_file, examples)
@@ -177,11 +204,12 @@ def probe(
     threshold_decision = float(run.config.get("threshold", 0.5))
     # probe/ is rewritten as a whole by every probe (probe.jsonl, probe.json ...), its eval/ too
     report, _, meta = evaluate_saved(run.path, data_file, pm or load_plugins(), directory / "eval", batch_size, threshold_decision, plots=False, overwrite=True)
-    table = CellTable.from_report(report)
+    table, lost = answerable_table(report, axis)
     result = ProbeResult(
         run, table, boundaries(table, threshold), threshold, per_cell, seed, skipped,
         confident_boundary=boundaries(table, threshold, "upper"),
         seen_in_training=_seen_in_training(run, examples), checkpoint_epoch=meta.get("epoch"), directory=directory,
+        axis=axis, lost=lost, capped=_capped(table, lost, threshold), length_nouns=length_nouns if axis == "length" else None,
     )
     write_json(directory / "probe.json", result.to_json())
     (directory / "curve.csv").write_text(curve_csv(table), encoding="utf-8")
@@ -189,6 +217,75 @@ def probe(
     if plots:
         result.files += _write_plots(result, directory)
     return result
+
+
+def _noun_probe_set(categories: Sequence[str], noun_counts: Sequence[int], per_cell: int, seed: int) -> tuple[list, list]:
+    from ..data.generator import generate_splits
+
+    if not noun_counts:
+        raise ConfigError("--noun-counts: give at least one noun count")
+    usable, skipped = probe_cells(categories, noun_counts)
+    examples = []
+    for category, counts in usable.items():
+        if counts:  # one call per category: each has its own range of noun counts
+            examples += generate_splits({SPLIT: per_cell}, categories=[category], noun_counts=counts, seed=seed, per_cell=True)[SPLIT]
+    return examples, skipped
+
+
+def _length_probe_set(categories: Sequence[str], lengths: Sequence[int], nouns: int, per_cell: int, seed: int) -> tuple[list, list]:
+    """Stories of each length at one noun count; a length the nouns cannot fit in is skipped."""
+    from ..data.generator import generate_cell
+    from ..types import length_bucket
+
+    if not lengths or min(lengths) < 1:
+        raise ConfigError(f"--lengths: expected positive sentence counts, got {list(lengths)}")
+    buckets = length_bucket(np.array(lengths)).tolist()
+    if len(set(buckets)) < len(buckets):
+        raise ConfigError(f"--lengths: {list(lengths)} share a length bucket (1-4, 5-8, 9-16, 17-32, ...): take one length per bucket")
+    usable, skipped = probe_cells(categories, [nouns])
+    examples: list = []
+    for category in (c for c, counts in usable.items() if counts):
+        for length in lengths:
+            try:
+                examples += generate_cell(category, nouns, per_cell, seed=seed, split=SPLIT, sentences=length)
+            except ConfigError as exc:
+                skipped.append({"category": category, "length": length, "reason": str(exc)})
+    if not examples:
+        raise ConfigError(f"--lengths: no story of {nouns} nouns fits any of {list(lengths)} sentences")
+    return examples, skipped
+
+
+def answerable_table(report: Any, axis: str) -> tuple[CellTable, dict[tuple[str, int], int]]:
+    """The category x ``axis`` table on the answerable records, and the lost count per cell.
+    Length cells are keyed by the bucket's upper bound (8 for 5-8), so they sort and plot."""
+    from ..types import LENGTH_BUCKETS
+
+    flagged = "answerable" in report.axes
+    groups = report.breakdown("category", axis, *(["answerable"] if flagged else [])).groups()
+    cells: dict[tuple[str, int], dict] = {}
+    lost: dict[tuple[str, int], int] = {}
+    for key, group in groups.items():
+        category, value = key[0], key[1]
+        if axis == "length":
+            value = 2 ** (LENGTH_BUCKETS.index(value) + 2)
+        if flagged and key[2] == "no":
+            lost[(category, value)] = group.count
+        else:
+            cells[(category, value)] = group.to_json()
+    for cell in lost:
+        cells.setdefault(cell, {"count": 0})
+    return CellTable.from_cells(cells), lost
+
+
+def _capped(table: CellTable, lost: dict[tuple[str, int], int], threshold: float) -> list[tuple[str, int]]:
+    """Cells where a perfect reader of the kept text, guessing on the lost records, stays below
+    the threshold: the window, not the model, decides them."""
+    capped = []
+    for (category, value), cut in lost.items():
+        kept = int(table.count[table.categories.index(category), table.noun_counts.index(value)])
+        if (kept + 0.5 * cut) / (kept + cut) < threshold:
+            capped.append((category, value))
+    return capped
 
 
 def curve_csv(table: CellTable) -> str:
@@ -250,25 +347,43 @@ def format_probe(result: ProbeResult) -> str:
     ]
     width = max([len("category"), *(len(c) for c in table.categories)])
     low, high = table.interval
-    lines.append(f"{'category':<{width}}  " + "  ".join(f"{f'n={n}':>18}" for n in table.noun_counts))
+    mark = "n=" if result.axis == "noun_count" else "s<="
+    if result.axis == "length":
+        lines[0] += f"; story length in sentences at {result.length_nouns} nouns"
+    lines.append(f"{'category':<{width}}  " + "  ".join(f"{f'{mark}{n}':>18}" for n in table.noun_counts))
     for i, category in enumerate(table.categories):
         cells = [
             f"{table.accuracy[i, j]:.3f} [{low[i, j]:.2f}, {high[i, j]:.2f}]" if table.count[i, j] else f"{'-':>18}"
             for j in range(len(table.noun_counts))
         ]
         lines.append(f"{category:<{width}}  " + "  ".join(cells))
-    lines.append(f"performance boundary (first noun count with accuracy < {result.threshold:g}; then where the 95% interval's upper bound is):")
+    what = "noun count" if result.axis == "noun_count" else "length"
+    unit = "nouns" if result.axis == "noun_count" else "sentences"
+    lines.append(f"performance boundary (first {what} with accuracy < {result.threshold:g}, on answerable records; then where the 95% interval's upper bound is):")
     for i, (category, noun_count) in enumerate(result.boundary.items()):
         probed = [n for j, n in enumerate(table.noun_counts) if table.count[i, j]]
         if noun_count is None:
-            text = f"none (accuracy >= {result.threshold:g} up to {probed[-1]} nouns)"
+            text = f"none (accuracy >= {result.threshold:g} up to {probed[-1] if probed else '-'} {unit})"
         else:
-            text = f"{noun_count} nouns" + (" (already below at the smallest noun count probed)" if noun_count == probed[0] else "")
+            text = f"{noun_count} {unit}" + (f" (already below at the smallest {what} probed)" if probed and noun_count == probed[0] else "")
         sure = result.confident_boundary.get(category)
-        text += f"; surely below from {sure} nouns" if sure is not None else "; not surely below at any probed noun count"
+        text += f"; surely below from {sure} {unit}" if sure is not None else f"; not surely below at any probed {what}"
         lines.append(f"  {category:<{width}}  {text}")
+    if result.lost:
+        lines.append(
+            "lost to max_len (not scored above): "
+            + ", ".join(f"{c}/{mark}{x} {n}" for (c, x), n in result.lost.items())
+        )
+    if result.capped:
+        lines.append(
+            "capped by truncation (even a perfect reader of the kept text stays below the threshold): "
+            + ", ".join(f"{c}/{mark}{x}" for c, x in result.capped)
+        )
     if result.skipped:
-        lines.append("skipped: " + ", ".join(f"{s['category']}/noun_{s['noun_count']} ({s['reason']})" for s in result.skipped))
+        lines.append("skipped: " + ", ".join(
+            f"{s['category']}/{'noun_' + str(s['noun_count']) if 'noun_count' in s else 's' + str(s['length'])} ({s['reason']})"
+            for s in result.skipped
+        ))
     if result.seen_in_training:
         lines.append(f"note: {result.seen_in_training} probe stories also occur in the training data")
     return "\n".join(lines)

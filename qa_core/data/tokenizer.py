@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..fsutil import atomic_write
-from ..types import EncodedSplit
+from ..types import EncodedSplit, length_bucket
 from .records import Example
 
 PAD, UNK, SEP = 0, 1, 2
@@ -155,13 +155,15 @@ def encode(
     matrix = np.zeros((n, max_len), dtype=np.int32)
     lengths = np.zeros(n, dtype=np.int64)
     touched = np.zeros(n, dtype=np.int64)
+    sentences = np.zeros(n, dtype=np.int64)
     end_ids = np.array([vocab.index[mark] for mark in ".!?" if mark in vocab.index], dtype=np.int32)
     # Records are tokenised a chunk at a time: the token list holds one Python string per token
     # (~5 KiB per record), so tokenising 1M records at once needs ~5 GiB; chunks bound that to
     # ~10 MiB and give the same arrays.
     for begin in range(0, n, ENCODE_CHUNK):
         end = min(begin + ENCODE_CHUNK, n)
-        lengths[begin:end], touched[begin:end] = _encode_rows(examples[begin:end], lookup, max_len, matrix[begin:end], end_ids)
+        chunk = _encode_rows(examples[begin:end], lookup, max_len, matrix[begin:end], end_ids)
+        lengths[begin:end], touched[begin:end], sentences[begin:end] = chunk
     kept = np.minimum(lengths, max_len)
     # A record stays answerable when the cut spared its earliest supporting sentence; without
     # ``support`` (-1) any cut into the story counts as lost, and an empty support never is.
@@ -177,6 +179,7 @@ def encode(
         noun_counts=np.fromiter((e.noun_count for e in examples), dtype=np.int32, count=n),
         category_names=tuple(category_names),
         answerable=~lost,
+        length_buckets=length_bucket(sentences),
     )
     by_cell: dict[str, int] = {}
     for i in np.flatnonzero(lost).tolist():
@@ -195,9 +198,10 @@ def _first_support(example: Example) -> int:
 
 def _encode_rows(
     examples: Sequence[Example], lookup: dict[str, int], max_len: int, out: np.ndarray, end_ids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Write the ids of ``examples`` into ``out`` (zeroed rows); returns their untruncated
-    lengths and, per record, how many story sentences the cut touched (0 when nothing was cut)."""
+    lengths, per record how many story sentences the cut touched (0 when nothing was cut), and
+    each story's sentence count (the sentence ends before SEP)."""
     tokens = _corpus_tokens(examples)
     ids = np.fromiter(map(lookup.get, tokens, repeat(UNK)), dtype=np.int32, count=len(tokens))
     bounds = np.flatnonzero(ids == -1)
@@ -215,7 +219,9 @@ def _encode_rows(
     cut = first - starts
     before = np.searchsorted(ends_at, first - 1, "left") - np.searchsorted(ends_at, starts, "left")
     touched = np.where(cut > 0, before + 1, 0)
-    return lengths, touched
+    question_at = np.flatnonzero(ids == SEP)
+    sentences = np.searchsorted(ends_at, question_at, "left") - np.searchsorted(ends_at, starts, "left")
+    return lengths, touched, sentences
 
 
 def sequence_lengths(examples: Sequence[Example]) -> np.ndarray:

@@ -366,10 +366,10 @@ class StoryWriter:
                 self.add_errands(thread, actor, owned[actor])
         if length is not None:
             extra = length - sum(map(len, threads))
-            if extra % 2 and len(places) < 3:  # no three-place trip: one clause fewer, same sentences
+            if extra % 2 and (extra == 1 or len(places) < 3):  # no three-move trip fits
                 if spec.clauses == 1:
                     return None
-                extra -= 1
+                extra -= 1  # one clause fewer in the last sentence: the same sentence count
             if extra < 0:
                 return None
             self.round_trips(threads, extra)
