@@ -61,6 +61,11 @@ def tiny_data(
     records = generate_splits(dict(sizes), noun_counts=TINY_NOUN_COUNTS, seed=seed)
     vocab = Vocabulary.build(records["train"])
     max_len = int(params.get("max_len", TINY_MAX_LEN))
+    if max_len == 0:  # "cover the data", resolved as a run resolves it (and handed to the model)
+        from ..data.tokenizer import sequence_lengths
+
+        max_len = max(4, max(int(sequence_lengths(examples).max()) for examples in records.values()))
+        params = {**params, "max_len": max_len}
     categories = tuple(sorted({e.category for examples in records.values() for e in examples}))
     splits = {name: encode(examples, vocab, max_len, name, categories)[0] for name, examples in records.items()}
     spec = ModelSpec(
