@@ -10,7 +10,7 @@ from qa_core.config import RunConfig
 from qa_core.data.generator import generate_splits
 from qa_core.data.records import Example
 from qa_core.data.tokenizer import Vocabulary, encode, sequence_lengths, tokenize
-from qa_core.trainer import resolve_max_len
+from qa_core.inputs import resolve_max_len
 
 
 def _lost_by_reference(example: Example, max_len: int) -> bool:
