@@ -225,13 +225,13 @@ def test_evaluate_writes_exact_eval_files_and_plots(qa, cutoff_run, cutoff_env, 
 
     check_png(out / "accuracy_by_noun_count.png", (800, 500))
     check_png(out / "cell_heatmap.png", (800, 500))
-    check_png(out / "confusion_matrix.png", (500, 450))
+    check_png(out / "confusion_matrix.png", (600, 500))
 
 
 def test_plot_writes_training_curves_and_test_plots(qa, bow_run, tmp_path):
     result = qa("plot", str(bow_run), "--out", str(tmp_path / "plots"))
     assert result.code == 0, result.err
-    sizes = {"training_curves.png": (1000, 400), "accuracy_by_noun_count.png": (800, 500), "cell_heatmap.png": (800, 500), "confusion_matrix.png": (500, 450)}
+    sizes = {"training_curves.png": (1000, 400), "accuracy_by_noun_count.png": (800, 500), "cell_heatmap.png": (800, 500), "confusion_matrix.png": (600, 500)}
     assert {p.name for p in (tmp_path / "plots").iterdir()} == set(sizes)
     for name, size in sizes.items():
         check_png(tmp_path / "plots" / name, size)
@@ -291,7 +291,7 @@ def test_report_holds_every_table_and_embedded_plot(qa, probed, tiny_data, tmp_p
     assert result.code == 0, result.err
     assert "5 plots embedded" in result.out
     page = read_page(out)
-    assert set(page.tables) == {"summary", "test-overall", "confusion", "cells", "by-category", "by-noun-count", "errors", "top-epochs", "epochs", "probe", "probe-boundary", "config"}
+    assert set(page.tables) == {"summary", "test-overall", "confusion", "cells", "by-category", "by-noun-count", "errors", "top-epochs", "epochs", "probe", "probe-boundary", "config", "hyperparameters", "misclassified"}
     # self-contained: no scripts, no stylesheets or images from elsewhere
     assert not page.tags & {"script", "link", "iframe"}
     assert all(src.startswith("data:image/png;base64,") for src in page.images.values())
@@ -302,7 +302,7 @@ def test_report_holds_every_table_and_embedded_plot(qa, probed, tiny_data, tmp_p
         "plot-training_curves": (1000, 400),
         "plot-accuracy_by_noun_count": (800, 500),
         "plot-cell_heatmap": (800, 500),
-        "plot-confusion_matrix": (500, 450),
+        "plot-confusion_matrix": (600, 500),
         "plot-probe_accuracy_by_noun_count": (800, 500),
     }
     assert set(page.images) == set(sizes)

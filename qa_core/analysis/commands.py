@@ -30,31 +30,36 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
     @cli_errors
     def plot(
         run_dir: Path = typer.Argument(..., help="A run directory made by `qa run`."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Directory for the PNG files [default: RUN_DIR/eval]."),
+        out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="Directory for the figure files [default: RUN_DIR/eval]."),
+        fmt: str = typer.Option("png", "--format", metavar="png|pdf|svg", help="File format: png, or pdf / svg (vector, for papers)."),
+        dpi: int = typer.Option(100, "--dpi", metavar="N", help="Pixels per inch of PNG files (and of raster parts of PDF/SVG)."),
         traceback: bool = TracebackOption,
     ) -> None:
-        """Training curves and test plots of a run as PNG files (needs matplotlib)."""
+        """Training curves and test plots of a run as PNG, PDF or SVG files (needs matplotlib)."""
         from . import plots
         from .runs import RunRecord
 
+        plots.check_format(fmt, dpi)
         run = RunRecord.load(run_dir)
         figures = plots.run_figures(run)  # PlottingUnavailable is a QAError: one line, exit 2
         if not figures:
             raise ConfigError(f"{run_dir}: nothing to plot yet (no finished epoch and no test results)")
-        for path in plots.write_figures(figures, out or run.path / "eval"):
+        for path in plots.write_figures(figures, out or run.path / "eval", fmt, dpi):
             print(f"wrote {path}")
 
     @app.command("report")
     @cli_errors
     def report(
         run_dir: Path = typer.Argument(..., help="A run directory made by `qa run`."),
-        out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write [default: RUN_DIR/report.html]."),
+        out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="HTML file to write [default: RUN_DIR/report.html]."),
+        fmt: str = typer.Option("png", "--format", metavar="png|svg", help="How the plots are embedded: png, or svg (vector, sharp at any zoom)."),
+        dpi: int = typer.Option(100, "--dpi", metavar="N", help="Pixels per inch of embedded PNG plots."),
         traceback: bool = TracebackOption,
     ) -> None:
         """One self-contained HTML report: tables, config, best and top-k epochs, embedded plots."""
         from .report import write_report
 
-        path, images, missing = write_report(run_dir, out)
+        path, images, missing = write_report(run_dir, out, fmt, dpi)
         if missing:
             print(f"plots left out: {missing}")
         print(f"wrote {path} ({len(images)} plots embedded)")

@@ -96,7 +96,10 @@ class Comparison:
     pairing: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def labels(self) -> list[str]:
-        return [f"#{i} {run.plugin}" + (f" x{len(run.members)} seeds" if getattr(run, "members", None) else "") for i, run in enumerate(self.runs, start=1)]
+        from .plots import distinct_labels  # runs of one plugin differ by what sets them apart
+
+        names = distinct_labels(self.runs)
+        return [f"#{i} {name}" + (f" x{len(run.members)} seeds" if getattr(run, "members", None) else "") for i, (name, run) in enumerate(zip(names, self.runs), start=1)]
 
     def cell_accuracy(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """(group names, accuracy [runs, groups], Wilson interval [2, runs, groups]): overall

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import QAError
+from ..errors import ConfigError, QAError
 from ..fsutil import atomic_write
 from .runs import CellTable, EpochHistory
 
@@ -45,7 +45,7 @@ COMPARE = "compare.png"
 SIZES = {
     ACCURACY_BY_NOUN_COUNT: (8.0, 5.0),
     CELL_HEATMAP: (8.0, 5.0),
-    CONFUSION_MATRIX: (5.0, 4.5),
+    CONFUSION_MATRIX: (6.0, 5.0),
     TRAINING_CURVES: (10.0, 4.0),
     COMPARE: (10.0, 5.0),
 }
@@ -98,16 +98,49 @@ def _figure(size: tuple[float, float]) -> Any:
     return figure
 
 
-def png_bytes(figure: Any) -> bytes:
+# -- output formats: PNG for screens, PDF and SVG (vector) for papers ------------------------------
+
+FORMATS = ("png", "pdf", "svg")
+#: No creation date or tool version inside the files: the same figure gives the same bytes.
+_STABLE_METADATA = {"pdf": {"CreationDate": None, "Creator": None, "Producer": None}, "svg": {"Date": None, "Creator": None}}
+
+
+def check_format(fmt: str, dpi: int, option: str = "--format", allowed: Sequence[str] = FORMATS) -> None:
+    if fmt not in allowed:
+        raise ConfigError(f"{option}: expected {', '.join(allowed[:-1])} or {allowed[-1]}, got {fmt!r}")
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or not 10 <= dpi <= 2400:
+        raise ConfigError(f"--dpi: expected an integer from 10 to 2400, got {dpi!r}")
+
+
+def figure_bytes(figure: Any, fmt: str = "png", dpi: int = DPI) -> bytes:
+    """The figure as PNG (``dpi`` pixels per inch), PDF or SVG (vector; ``dpi`` only for any
+    raster parts). SVG keeps text as text, so it can be edited and searched."""
+    import matplotlib
+
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
+    with matplotlib.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):
+        figure.savefig(buffer, format=fmt, dpi=dpi, metadata=_STABLE_METADATA.get(fmt))
     return buffer.getvalue()
 
 
-def save_png(figure: Any, path: Path) -> Path:
-    """Write the figure as PNG atomically (temporary name, then rename)."""
+def png_bytes(figure: Any, dpi: int = DPI) -> bytes:
+    return figure_bytes(figure, "png", dpi)
+
+
+def save_figure(figure: Any, path: Path, fmt: str = "png", dpi: int = DPI) -> Path:
+    """Write the figure atomically (temporary name, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, png_bytes(figure))
+    return atomic_write(path, figure_bytes(figure, fmt, dpi))
+
+
+def save_png(figure: Any, path: Path) -> Path:
+    return save_figure(figure, path)
+
+
+def _text_colour(image: Any, value: float) -> str:
+    """Black on light cells, white on dark ones, by the colormap's luminance at ``value``."""
+    red, green, blue, _ = image.cmap(image.norm(value))
+    return "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
 
 
 # -------------------------------------------------------------------------------------------------
@@ -141,16 +174,18 @@ def accuracy_by_noun_count(table: CellTable, title: str = "Accuracy by noun coun
 
 
 def cell_heatmap(table: CellTable, title: str = "Accuracy by category x noun count") -> Any:
-    """Accuracy as colour (red 0 .. green 1), each cell annotated with accuracy and count."""
+    """Accuracy as colour (viridis: colour-blind safe, dark 0 .. light 1), each cell annotated with
+    accuracy, interval and count in black or white, whichever reads on its colour."""
     figure = _figure(heatmap_size(len(table.categories), len(table.noun_counts)))
     axes = figure.add_subplot()
     masked = np.ma.masked_invalid(table.accuracy)
     low, high = table.interval
-    image = axes.imshow(masked, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
+    image = axes.imshow(masked, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     for i in range(len(table.categories)):
         for j in range(len(table.noun_counts)):
             text = f"{table.accuracy[i, j]:.2f}\n[{low[i, j]:.2f}, {high[i, j]:.2f}]\nn={table.count[i, j]}" if table.count[i, j] else "-"
-            axes.text(j, i, text, ha="center", va="center", fontsize=9)
+            colour = _text_colour(image, table.accuracy[i, j]) if table.count[i, j] else "black"
+            axes.text(j, i, text, ha="center", va="center", fontsize=9, color=colour)
     axes.set_xticks(range(len(table.noun_counts)), [str(n) for n in table.noun_counts])
     axes.set_yticks(range(len(table.categories)), list(table.categories))
     axes.set_xlabel("noun count")
@@ -166,13 +201,13 @@ def confusion_matrix(matrix: np.ndarray, title: str = "Confusion matrix") -> Any
     matrix = np.asarray(matrix)
     figure = _figure(SIZES[CONFUSION_MATRIX])
     axes = figure.add_subplot()
-    axes.imshow(matrix, cmap="Blues", vmin=0, vmax=max(1, int(matrix.max())))
+    image = axes.imshow(matrix, cmap="cividis", vmin=0, vmax=max(1, int(matrix.max())))
     total = max(1, int(matrix.sum()))
     for i in range(2):
         for j in range(2):
             value = int(matrix[i, j])
-            dark = value > 0.6 * matrix.max()
-            axes.text(j, i, f"{value}\n({value / total:.1%})", ha="center", va="center", color="white" if dark else "black")
+            axes.text(j, i, f"{value}\n({value / total:.1%})", ha="center", va="center", fontsize=11, color=_text_colour(image, value))
+    figure.colorbar(image, ax=axes, label="records")
     axes.set_xticks([0, 1], ["no", "yes"])
     axes.set_yticks([0, 1], ["no", "yes"])
     axes.set_xlabel("predicted answer")
@@ -256,7 +291,7 @@ def _chance_line(axes: Any) -> None:
 
 def result_figures(table: CellTable, confusion: np.ndarray | None, label: str = "") -> dict[str, Any]:
     """The figures of one scored split, by file name (nothing for an empty table)."""
-    suffix = f" ({label})" if label else ""
+    suffix = f"\n{label}" if label else ""  # on a line of its own: titles carry plugin, dataset, seed
     figures: dict[str, Any] = {}
     if not table.empty:
         figures[ACCURACY_BY_NOUN_COUNT] = accuracy_by_noun_count(table, "Accuracy by noun count" + suffix)
@@ -266,15 +301,62 @@ def result_figures(table: CellTable, confusion: np.ndarray | None, label: str = 
     return figures
 
 
-def write_figures(figures: Mapping[str, Any], directory: Path) -> list[Path]:
-    return [save_png(figure, directory / name) for name, figure in figures.items()]
+def write_figures(figures: Mapping[str, Any], directory: Path, fmt: str = "png", dpi: int = DPI) -> list[Path]:
+    """Each figure as ``<name>.<fmt>`` in ``directory``."""
+    return [save_figure(figure, directory / f"{Path(name).stem}.{fmt}", fmt, dpi) for name, figure in figures.items()]
+
+
+def run_title(run: Any) -> str:
+    """What a reader needs to tell runs apart: ``name: plugin on dataset, seed N``; the run id
+    only when nothing else is known."""
+    config = run.config
+    parts = [f"{run.plugin} on {run.fact('dataset', '?')}"]
+    if config.get("seed") is not None:
+        parts.append(f"seed {config['seed']}")
+    title = ", ".join(parts) if run.plugin != "?" else run.run_id
+    return f"{config['name']}: {title}" if config.get("name") else title
+
+
+#: Options whose values tell runs of one plugin apart, in the order they are tried.
+_DISTINGUISHING = ("dataset", "seed", "epochs", "batch_size", "max_len")
+
+
+def distinct_labels(runs: Sequence[Any]) -> list[str]:
+    """A label per run that no other run in ``runs`` shares: its name, or its plugin plus the
+    options where it differs from the runs of the same plugin (``transformer seed=1``), else
+    the end of its run id."""
+    bases = [str(run.config.get("name") or run.plugin) for run in runs]
+    labels = []
+    for index, (run, base) in enumerate(zip(runs, bases)):
+        twins = [other for other, other_base in zip(runs, bases) if other_base == base]
+        if len(twins) == 1 or getattr(run, "members", None):  # a seed group says "x3 seeds" itself
+            labels.append(base)
+            continue
+        def resolved(r: Any) -> dict[str, Any]:  # the model's hyperparameters and the run options
+            params = {k: v for k, v in (r.config.get("resolved_params") or {}).items() if k.startswith("model/")}
+            return {**params, **{k: r.fact(k) for k in _DISTINGUISHING}}
+
+        mine = resolved(run)
+        order = ["dataset", "seed", *(k for k in mine if k.startswith("model/")), *_DISTINGUISHING[2:]]
+        differing = [key for key in order if len({json_key(resolved(t).get(key)) for t in twins}) > 1]
+        parts = [f"{key.removeprefix('model/')}={mine[key]}" for key in differing if mine.get(key) is not None][:2]
+        labels.append(" ".join([base, *parts]) if parts else f"{base} {run.run_id[-4:]}")
+    # two runs identical in every option still need telling apart
+    return [label if labels.count(label) == 1 else f"{label} {run.run_id[-4:]}" for label, run in zip(labels, runs)]
+
+
+def json_key(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def run_figures(run: Any) -> dict[str, Any]:
     """Every figure of a finished run (a :class:`~qa_core.analysis.runs.RunRecord`): its training
-    curves from metrics.jsonl and its test results from summary.json."""
+    curves from metrics.jsonl and its test results from summary.json, titled by :func:`run_title`."""
     figures: dict[str, Any] = {}
+    title = run_title(run)
     if run.lines:
-        figures[TRAINING_CURVES] = training_curves(run.history(), (run.best or {}).get("epoch"), f"Training curves: {run.run_id}")
-    figures.update(result_figures(run.test_cells(), run.test_confusion(), "test"))
+        figures[TRAINING_CURVES] = training_curves(run.history(), (run.best or {}).get("epoch"), f"Training curves: {title}")
+    figures.update(result_figures(run.test_cells(), run.test_confusion(), f"test, {title}"))
     return figures

@@ -34,6 +34,8 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; } td.text, th.text { text-align: left; }
 figure { display: inline-block; margin: 0.5em; } img { max-width: 100%; border: 1px solid #eee; }
 .note { color: #666; font-style: italic; }
+.flag { background: #fff3cd; border-left: 4px solid #b8860b; padding: 0.4em 0.8em; margin: 0.4em 0; }
+details.story { max-width: 50em; } details.story p { white-space: pre-wrap; margin: 0.3em 0; }
 """
 
 
@@ -73,8 +75,9 @@ def table(table_id: str, header: Sequence[str], rows: Iterable[Sequence[Any]], t
 
 
 def _accuracy_colour(accuracy: float) -> str:
-    """Red (0) through yellow to green (1), light enough to read black text on."""
-    return f"background: hsl({120 * max(0.0, min(1.0, accuracy)):.0f}, 70%, 80%)"
+    """One hue, darker with accuracy (white 0 .. mid blue 1): no red/green to tell apart, and
+    light enough everywhere to read black text on."""
+    return f"background: hsl(210, 70%, {95 - 30 * max(0.0, min(1.0, accuracy)):.0f}%)"
 
 
 def _interval(values: dict[str, Any], prefix: str) -> str:
@@ -105,10 +108,10 @@ def cells_table(cells: CellTable, table_id: str = "cells") -> str:
     return table(table_id, ["category", *(f"{n} nouns" for n in cells.noun_counts)], rows)
 
 
-def _image(name: str, png: bytes, caption: str) -> str:
+def _image(name: str, png: bytes, caption: str, mime: str = "image/png") -> str:
     stem = name.rsplit(".", 1)[0]
     data = base64.b64encode(png).decode("ascii")
-    return f'<figure><img id="plot-{_e(stem)}" alt="{_e(caption)}" src="data:image/png;base64,{data}"><figcaption>{_e(caption)}</figcaption></figure>'
+    return f'<figure><img id="plot-{_e(stem)}" alt="{_e(caption)}" src="data:{mime};base64,{data}"><figcaption>{_e(caption)}</figcaption></figure>'
 
 
 CAPTIONS = {
@@ -119,19 +122,25 @@ CAPTIONS = {
 }
 
 
-def _figures(run: RunRecord) -> tuple[list[tuple[str, bytes, str]], str | None]:
-    """(file name, PNG bytes, caption) of every plot, or the reason there are none."""
+#: Image formats a page can embed (PDF cannot be an <img>).
+REPORT_FORMATS = ("png", "svg")
+MIME = {"png": "image/png", "svg": "image/svg+xml"}
+
+
+def _figures(run: RunRecord, fmt: str = "png", dpi: int = 100) -> tuple[list[tuple[str, bytes, str]], str | None]:
+    """(file name, image bytes, caption) of every plot, or the reason there are none."""
     from . import plots
 
     try:
         figures = plots.run_figures(run)
     except plots.PlottingUnavailable as exc:
         return [], str(exc)
-    return [(name, plots.png_bytes(figure), CAPTIONS.get(name, name)) for name, figure in figures.items()], None
+    return [(name, plots.figure_bytes(figure, fmt, dpi), CAPTIONS.get(name, name)) for name, figure in figures.items()], None
 
 
-def build_report(run: RunRecord) -> tuple[str, list[str], str | None]:
-    """(HTML text, ids of the embedded images, why plots are missing or None)."""
+def build_report(run: RunRecord, fmt: str = "png", dpi: int = 100) -> tuple[str, list[str], str | None]:
+    """(HTML text, ids of the embedded images, why plots are missing or None); the plots are
+    embedded as ``fmt`` (png or svg)."""
     values = run.values
     best = run.best or {}
     overall = run.test_overall()
@@ -141,7 +150,7 @@ def build_report(run: RunRecord) -> tuple[str, list[str], str | None]:
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>qa report: {_e(run.run_id)}</title>",
         f"<style>{STYLE}</style></head><body>",
-        f"<h1>Run {_e(run.run_id)}</h1>",
+        f"<h1>{_e(_run_heading(run))}</h1>",
         f'<p class="note">Report written {_e(time.strftime("%Y-%m-%d %H:%M:%S"))} from {_e(run.path)}</p>',
     ]
     seconds = run.seconds
@@ -167,6 +176,9 @@ def build_report(run: RunRecord) -> tuple[str, list[str], str | None]:
             text_columns=2,
         )
     )
+
+    parts += run_flags(run)
+    parts += hyperparameters_section(run)
 
     parts.append("<h2>Test results</h2>")
     if overall:
@@ -203,6 +215,8 @@ def build_report(run: RunRecord) -> tuple[str, list[str], str | None]:
             )
         )
 
+    parts += misclassified_section(run)
+
     parts.append("<h2>Training</h2>")
     parts.append("<h3>Top epochs (by validation accuracy)</h3>")
     parts.append(table("top-epochs", ["rank", "epoch", "val accuracy", "val loss", "checkpoint"], [[rank, e.get("epoch"), _fmt(e.get("accuracy")), _fmt(e.get("loss")), e.get("checkpoint") or "-"] for rank, e in enumerate(run.top_epochs, start=1)], text_columns=0))
@@ -229,11 +243,11 @@ def build_report(run: RunRecord) -> tuple[str, list[str], str | None]:
             parts.append(_image("probe_accuracy_by_noun_count.png", probe_plot.read_bytes(), "Probe accuracy by noun count, with the threshold"))
 
     parts.append("<h2>Plots</h2>")
-    figures, missing = _figures(run)
+    figures, missing = _figures(run, fmt, dpi)
     if missing:
         parts.append(f'<p class="note">No plots: {_e(missing)}</p>')
     for name, png, caption in figures:
-        parts.append(_image(name, png, caption))
+        parts.append(_image(name, png, caption, MIME[fmt]))
 
     parts.append("<h2>Configuration</h2>")
     config_rows = [[key, value if isinstance(value, str) else json.dumps(value, default=str)] for key, value in run.config.items()]
@@ -254,11 +268,113 @@ def _probe_json(run: RunRecord) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, list[str], str | None]:
+def write_report(run_dir: Path, out: Path | None = None, fmt: str = "png", dpi: int = 100) -> tuple[Path, list[str], str | None]:
     """Write the report (default RUN_DIR/report.html). Returns (path, image ids, plot note)."""
+    from .plots import check_format
+
+    check_format(fmt, dpi, allowed=REPORT_FORMATS)
     run = RunRecord.load(run_dir)
-    text, image_ids, missing = build_report(run)
+    text, image_ids, missing = build_report(run, fmt, dpi)
     out = out or run.path / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, text)
     return out, image_ids, missing
+
+
+# -------------------------------------------------------------------------------------------------
+# what a reader must know before trusting the numbers: flags, effective hyperparameters, examples
+# -------------------------------------------------------------------------------------------------
+
+
+def _run_heading(run: RunRecord) -> str:
+    from .plots import run_title
+
+    return f"Run {run.run_id}: {run_title(run)}" if run.plugin != "?" else f"Run {run.run_id}"
+
+
+def run_flags(run: RunRecord) -> list[str]:
+    """One highlighted line per fact that changes how the run reads: resumed, stopped before its
+    planned epochs, not finished, records cut by max_len."""
+    config, summary = run.config, run.summary
+    flags = []
+    if config.get("resumed_after_epoch") is not None:
+        flags.append(f"Resumed: this run was interrupted and continued after epoch {config['resumed_after_epoch']} (qa run --resume).")
+    planned, done = config.get("epochs"), summary.get("epochs_run")
+    if isinstance(planned, int) and isinstance(done, int) and done < planned:
+        why = f"early stopping (patience {config.get('patience')})" if run.status == "finished" and config.get("patience") else run.status
+        flags.append(f"Truncated: {done} of {planned} planned epochs were run ({why}).")
+    if run.status not in ("finished", "?"):
+        flags.append(f"Status {run.status}: the test results below are missing or from an unfinished run.")
+    lost = config.get("lost_support") or config.get("truncation")
+    if lost:
+        flags.append(f"Input truncation: some records were cut to max_len={config.get('max_len')} and lost a supporting sentence ({_e(json.dumps(lost, default=str))}).")
+    if summary.get("lost"):
+        flags.append(f"Lost files: {', '.join(sorted(summary['lost']))} (see summary.json).")
+    if not flags:
+        return []
+    return ['<div id="flags">', *(f'<p class="flag">{_e(flag)}</p>' for flag in flags), "</div>"]
+
+
+#: Core options that shape training, shown beside the plugin's own hyperparameters.
+CORE_OPTIONS = ("epochs", "batch_size", "seed", "max_len", "threshold", "top_k", "checkpoint_every", "patience", "val_fraction")
+
+
+def hyperparameters_section(run: RunRecord) -> list[str]:
+    """The values the run actually used (the plugin's resolved parameters, defaults included),
+    and whether each was given or a default: never the ``lr null`` of an unset option."""
+    config = run.config
+    resolved = config.get("resolved_params") or {}
+    given = {**(config.get("params") or {}), **({"lr": config["lr"]} if config.get("lr") is not None else {})}
+    rows = [[name[len("model/"):], _param(value), "given" if name[len("model/"):] in given else "default"] for name, value in resolved.items() if name.startswith("model/")]
+    core = [[name, _param(resolved.get(name, config.get(name))), "run option"] for name in CORE_OPTIONS if resolved.get(name, config.get(name)) is not None]
+    if not rows and not core:
+        return []
+    return ["<h2>Hyperparameters</h2>", table("hyperparameters", ["parameter", "value", "source"], rows + core, text_columns=1)]
+
+
+def _param(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (bool, list, dict)) or value is None else str(value)
+
+
+#: Misclassified stories shown per category x noun-count cell.
+EXAMPLES_PER_CELL = 3
+STORY_PREVIEW = 160
+
+
+def misclassified_section(run: RunRecord) -> list[str]:
+    """A few misclassified test stories per cell (eval/misclassified.jsonl), the most confident
+    mistakes first: what a failure looks like, not only how many there are."""
+    path = run.path / "eval" / "misclassified.jsonl"
+    if not path.is_file():
+        return []
+    by_cell: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            by_cell.setdefault((str(record.get("category")), int(record.get("noun_count") or 0)), []).append(record)
+    if not by_cell:
+        return []
+    rows = []
+    for (category, nouns), records in sorted(by_cell.items()):
+        records.sort(key=lambda r: -abs(float(r.get("probability", 0.5)) - 0.5))
+        for record in records[:EXAMPLES_PER_CELL]:
+            story = str(record.get("story", ""))
+            preview = story if len(story) <= STORY_PREVIEW else "... " + story[-STORY_PREVIEW:]
+            rows.append(
+                "<tr>"
+                f'<td class="text">{_e(category)}</td><td>{_e(nouns)}</td>'
+                f'<td class="text"><details class="story"><summary>{_e(preview)}</summary><p>{_e(story)}</p></details></td>'
+                f'<td class="text">{_e(record.get("question", ""))}</td><td>{_e(record.get("answer", ""))}</td>'
+                f"<td>{_fmt(float(record.get('probability', math.nan)), 3)}</td>"
+                "</tr>"
+            )
+    header = "".join(f"<th{TEXT if i in (0, 2, 3) else ''}>{_e(h)}</th>" for i, h in enumerate(["category", "noun count", "story (end; click for all)", "question", "answer", "p(yes)"]))
+    return [
+        f"<h3>Misclassified stories (up to {EXAMPLES_PER_CELL} per cell, most confident first)</h3>",
+        f'<table id="misclassified"><tr>{header}</tr>',
+        *rows,
+        "</table>",
+    ]
