@@ -11,6 +11,8 @@ their first segment: ``metrics``, ``val``, ``best``, ``test``)::
              best/...                                   at the epoch that set it
              test/..., metrics/test/...                 at the last epoch run
              run/epochs_run, run/seconds                at the last epoch run
+             steps/...   (--log-every-n-steps)          step = the global optimisation step, in
+                                                        the run ``steps/`` below the log folder
     text     qa/config      the resolved config (provenance included), as JSON; step 0, or the
                             epoch a resume continues after
              qa/summary     status, best epoch, top-k epochs and test accuracy, at the end
@@ -76,6 +78,7 @@ class TensorBoardSession(TrackerSession):
         logdir = self.options.get("logdir")  # typed, default filled in, by the core
         self.logdir = Path(logdir) / context.run_id if logdir else default_logdir(context)
         self.file: Any = None
+        self.steps_file: Any = None
         resumed = context.resumed_after_epoch
         #: The step summaries go to: the newest epoch this process logged (or the one a resume
         #: continues after, before it logs one).
@@ -116,10 +119,26 @@ class TensorBoardSession(TrackerSession):
         self.file.flush()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        if metrics and all(name.startswith("steps/") for name in metrics):
+            self._step_series(metrics, int(step))
+            return
         self.replaying = False
         self.step = max(self.step, int(step))
         self._scalars(metrics, int(step))
         self.file.flush()  # one epoch at a time: the dashboard shows it while the run goes on
+
+    def _step_series(self, metrics: Mapping[str, float], step: int) -> None:
+        """``--log-every-n-steps`` series, at the global step, in a run of their own (``steps/``
+        under the log folder): their steps are not epochs, so they need their own restart marker.
+        A resume's first step point is the first one after the epoch it continues after, so
+        every point the earlier process wrote from that step on is stale."""
+        from .events import EventFile
+
+        if self.steps_file is None:
+            resumed = self.context.resumed_after_epoch
+            self.steps_file = EventFile(self.logdir / "steps", f"qa-e{resumed or 0:06d}", None if resumed is None else step)
+        self.steps_file.summary(scalar_values_of(metrics), step)
+        self.steps_file.flush()
 
     def log_summary(self, values: Mapping[str, Any], step: int) -> None:
         # Kept for the text summary at the end; the top-k list always comes whole.
@@ -144,6 +163,14 @@ class TensorBoardSession(TrackerSession):
                 self.file.summary([session_end_value(getattr(api_pb2, SESSION_STATUS.get(status, "STATUS_FAILURE")))])
         finally:
             self.file.close()
+            if self.steps_file is not None:
+                self.steps_file.close()
+
+
+def scalar_values_of(values: Mapping[str, Any]) -> list[Any]:
+    from .events import scalar_values
+
+    return scalar_values({k: v for k, v in values.items() if is_number(v)})
 
 
 def summary_text(status: str, summary: Mapping[str, Any], best: Mapping[str, Any], top: Mapping[str, Any]) -> str:

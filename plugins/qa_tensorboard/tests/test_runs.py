@@ -127,7 +127,7 @@ def test_a_resumed_run_has_exactly_one_point_per_epoch(helpers: SimpleNamespace,
     (site / "qa_killedbow-0.1.dist-info" / "entry_points.txt").write_text("[qa]\nkilledbow = killedbow\n")
     env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     runs = tmp_path / "runs"
-    common = ("--no-progress", "--logger", "tensorboard")
+    common = ("--no-progress", "--logger", "tensorboard", "--log-every-n-steps", "2")
     first = helpers.run_qa("run", "--plugin", "killedbow", "--data", str(tiny_data), "--epochs", "4", "--runs-dir", str(runs), *common, env=env)
     assert first.code == -signal.SIGKILL, first.err
     run_dir = helpers.only_run_dir(runs)
@@ -145,6 +145,14 @@ def test_a_resumed_run_has_exactly_one_point_per_epoch(helpers: SimpleNamespace,
         assert [p.value for p in points] == pytest.approx([line[name] for line in lines], rel=1e-6), name
     best = events.Scalars("best/accuracy")
     assert len({p.step for p in best}) == len(best)  # no step twice, replayed values not rewritten
+    # the step series: in a run of their own, each logged step once, equal to steps.jsonl
+    step_lines = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
+    step_events = helpers.accumulator(run_dir / "tensorboard" / "steps")
+    points = step_events.Scalars("steps/train/loss")
+    assert len(step_lines) > 5 and [p.step for p in points] == [line["step"] for line in step_lines]
+    assert [p.value for p in points] == pytest.approx([line["steps/train/loss"] for line in step_lines], rel=1e-6)
+    assert "steps/train/loss" not in events.Tags()["scalars"]
+
     from tensorboard.plugins.hparams import api_pb2
 
     records = helpers.hparams_data(events)  # TensorBoard keeps the first record of each: the start's
