@@ -1,15 +1,18 @@
-"""Shared fixtures: the `qa` CLI as a real subprocess, tiny generated data, and throwaway plugin
+"""Shared fixtures: the `qa` CLI as a real subprocess, tiny generated data, and the test plugins of
+tests/fake_plugins/ (real modules), either registered in process or installed as throwaway
 distributions that Python finds through real entry-point metadata (a ``*.dist-info`` folder on
 PYTHONPATH), so discovery is tested exactly as pip-installed plugins are found."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -35,6 +38,9 @@ def qa():
     return run_qa
 
 
+FAKE_PLUGINS = Path(__file__).resolve().parent / "fake_plugins"
+
+
 class PluginSite:
     """A directory on PYTHONPATH holding plugin modules and their distribution metadata."""
 
@@ -42,8 +48,12 @@ class PluginSite:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
 
-    def add(self, dist: str, version: str, module: str, source: str, entry_point: str | None = None) -> None:
-        (self.root / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    def add(self, dist: str, version: str, fake: str, entry_point: str | None = None, module: str | None = None) -> None:
+        """Install ``tests/fake_plugins/<fake>.py`` as module ``module`` (default: ``fake``) of a
+        distribution ``dist`` ``version`` whose ``qa`` entry point ``entry_point`` (default: the
+        module name) points at it."""
+        module = module or fake
+        shutil.copyfile(FAKE_PLUGINS / f"{fake}.py", self.root / f"{module}.py")
         info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n", encoding="utf-8")
@@ -53,6 +63,21 @@ class PluginSite:
     def env(self) -> dict[str, str]:
         existing = os.environ.get("PYTHONPATH")
         return {"PYTHONPATH": str(self.root) + (os.pathsep + existing if existing else "")}
+
+
+def fake_plugin(name: str) -> ModuleType:
+    """``tests/fake_plugins/<name>.py`` imported as a fresh module, to register in process."""
+    spec = importlib.util.spec_from_file_location(f"qa_fake_{name}", FAKE_PLUGINS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def fake_plugins():
+    """``fake_plugins(name)``: see :func:`fake_plugin` (conftest is not importable under importlib mode)."""
+    return fake_plugin
 
 
 @pytest.fixture

@@ -11,28 +11,8 @@ import threading
 
 import numpy as np
 
-# bow, but its loss turns NaN in epoch 3.
-NAN_BOW = """
-from qa_core import hookimpl
-import qa_bow_numpy.plugin as bow
-
-qa_describe = hookimpl(bow.qa_describe)
-qa_build = hookimpl(bow.qa_build)
-qa_evaluate = hookimpl(bow.qa_evaluate)
-qa_save_checkpoint = hookimpl(bow.qa_save_checkpoint)
-qa_load_checkpoint = hookimpl(bow.qa_load_checkpoint)
-STEPS = [0]
-
-@hookimpl
-def qa_train_step(model, batch):
-    STEPS[0] += 1
-    loss, correct = bow.qa_train_step(model, batch)
-    return (float("nan") if STEPS[0] > 24 else loss), correct
-"""
-
-
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(qa, plugin_site, tiny_data, tmp_path):
-    plugin_site.add("qa-nanbow", "0.1", "nanbow", NAN_BOW)
+    plugin_site.add("qa-nanbow", "0.1", "nan_bow", module="nanbow")
     result = qa("run", "--plugin", "nanbow", "--data", str(tiny_data), "--epochs", "5", "--runs-dir", str(tmp_path / "runs"), "--no-progress", env=plugin_site.env)
     assert result.code == 2
     (run_dir,) = list((tmp_path / "runs").iterdir())
@@ -92,25 +72,8 @@ main()
     assert "Overall accuracy" in proc.stdout
 
 
-# Replaces the run's checkpoints folder with a file as the run starts (before any checkpoint):
-# every write there then fails, for root too, which a read-only mode would not guarantee.
-BLOCKING_TRACKER = """
-from qa_core import PluginInfo, hookimpl
-
-@hookimpl
-def qa_describe():
-    return PluginInfo(kind="tracker", description="blocks the checkpoints folder", threaded=False)
-
-@hookimpl
-def qa_log_run_start(run):
-    folder = run.run_dir / "checkpoints"
-    folder.rmdir()
-    folder.write_text("not a folder")
-"""
-
-
 def test_an_unwritable_checkpoints_folder_does_not_stop_training(qa, plugin_site, tiny_data, tmp_path):
-    plugin_site.add("qa-blocker", "0.1", "blocker", BLOCKING_TRACKER)
+    plugin_site.add("qa-blocker", "0.1", "blocking_tracker", module="blocker")
     env = {**plugin_site.env, "TMPDIR": str(tmp_path / "tmp")}
     (tmp_path / "tmp").mkdir()
     result = qa("run", "--plugin", "bow", "--logger", "blocker", "--data", str(tiny_data), "--epochs", "2",

@@ -16,33 +16,6 @@ import subprocess
 
 import pytest
 
-# A tracker that fills the disk the run directory is on once epoch FILL's line has been written
-# (the local tracker comes first), and frees it again in epoch FREE (0: never).
-FILLER = """
-import os
-from qa_core import PluginInfo, hookimpl
-FILL, FREE = {fill}, {free}
-
-@hookimpl
-def qa_describe():
-    return PluginInfo(kind="tracker", description="fills the disk", threaded=False)
-
-@hookimpl
-def qa_log_metrics(run, metrics, step):
-    ballast = run.run_dir.parent / "ballast"
-    if step == FILL:
-        with open(ballast, "wb", buffering=0) as handle:
-            chunk = 1 << 16
-            while chunk:
-                try:
-                    handle.write(b"x" * chunk)
-                except OSError:
-                    chunk //= 2
-    if step == FREE:
-        ballast.unlink()
-"""
-
-
 @pytest.fixture
 def small_disk(tmp_path):
     mount_point = tmp_path / "disk"
@@ -57,12 +30,13 @@ def small_disk(tmp_path):
 
 
 def run_on_full_disk(qa, plugin_site, tiny_data, tmp_path, disk, fill: int, free: int):
-    plugin_site.add("qa-filler", "0.1", "filler", FILLER.format(fill=fill, free=free))
+    plugin_site.add("qa-filler", "0.1", "filler")
     fallback = tmp_path / "tmp"
     fallback.mkdir()
     result = qa(
         "run", "--plugin", "bow", "--logger", "filler", "--data", str(tiny_data), "--epochs", "3",
-        "--runs-dir", str(disk / "runs"), "--no-progress", env={**plugin_site.env, "TMPDIR": str(fallback)},
+        "--runs-dir", str(disk / "runs"), "--no-progress",
+        env={**plugin_site.env, "TMPDIR": str(fallback), "QA_TEST_FILL": str(fill), "QA_TEST_FREE": str(free)},
     )
     (run_dir,) = [p for p in (disk / "runs").iterdir() if p.is_dir() and not p.name.startswith("_")]
     return result, run_dir, fallback

@@ -7,27 +7,6 @@ import json
 import signal
 from pathlib import Path
 
-# The bow plugin, killed (SIGKILL) while it saves epoch 3: epoch 3's metrics line is written, its
-# checkpoint never is, so a resume drops that line and trains epoch 3 again.
-KILLED_BOW = """
-import os, signal
-from qa_core import hookimpl
-import qa_bow_numpy.plugin as bow
-
-qa_describe = hookimpl(bow.qa_describe)
-qa_build = hookimpl(bow.qa_build)
-qa_train_step = hookimpl(bow.qa_train_step)
-qa_evaluate = hookimpl(bow.qa_evaluate)
-qa_load_checkpoint = hookimpl(bow.qa_load_checkpoint)
-
-@hookimpl
-def qa_save_checkpoint(model, path, spec, meta):
-    if meta["epoch"] == 3 and not os.environ.get("QA_TEST_NO_KILL"):
-        os.kill(os.getpid(), signal.SIGKILL)
-    return bow.qa_save_checkpoint(model, path, spec, meta)
-"""
-
-
 def table(run_dir: Path) -> list[dict[str, str]]:
     with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
@@ -55,7 +34,7 @@ def test_one_row_per_epoch_one_column_per_name(tiny_data: Path, tmp_path: Path, 
 
 
 def test_a_resume_drops_the_unfinished_epochs_row(tiny_data: Path, tmp_path: Path, plugin_site, qa) -> None:
-    plugin_site.add("qa-killedbow", "0.1", "killedbow", KILLED_BOW)
+    plugin_site.add("qa-killedbow", "0.1", "killed_bow", module="killedbow")
     runs = tmp_path / "runs"
     first = qa("run", "--plugin", "killedbow", "--data", str(tiny_data), "--epochs", "4", "--no-progress", "--runs-dir", str(runs), env=plugin_site.env)
     assert first.code == -signal.SIGKILL, first.err

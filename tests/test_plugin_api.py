@@ -56,12 +56,12 @@ for _hook in ("qa_build", "qa_save_checkpoint"):
     setattr(SpecRecorder, _hook, qa_core.hookimpl(getattr(SpecRecorder, _hook)))
 
 
-def test_a_plugin_sees_the_vocabulary_and_its_meta_lives_in_its_own_namespace(tmp_path: Path, qa_tiny_data: Path) -> None:
+def test_a_plugin_sees_the_vocabulary_and_its_meta_lives_in_its_own_namespace(tmp_path: Path, tiny_data: Path) -> None:
     manager = PluginManager()
     manager.load_builtins()
     assert manager.register(SpecRecorder(), "recorder").error is None
     SpecRecorder.specs = []
-    run = train_run(manager, "recorder", qa_tiny_data, tmp_path / "runs", epochs=1)
+    run = train_run(manager, "recorder", tiny_data, tmp_path / "runs", epochs=1)
     spec = SpecRecorder.specs[0]
     tokens = json.loads((run.run_dir / "vocab.json").read_text())["tokens"]
     assert spec.vocab == tuple(tokens) and len(spec.vocab) == spec.vocab_size
@@ -98,9 +98,9 @@ def test_summaries_say_what_a_value_is_never_its_contents() -> None:
     assert summarize(Huge()) == f"<{Huge.__module__}.{Huge.__qualname__}>"
 
 
-def test_qa_trace_plugins_prints_one_short_line_per_call(tmp_path: Path, qa_tiny_data: Path) -> None:
+def test_qa_trace_plugins_prints_one_short_line_per_call(tmp_path: Path, tiny_data: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "qa_core.cli", "run", "--plugin", "bow", "--data", str(qa_tiny_data), "--epochs", "1",
+        [sys.executable, "-m", "qa_core.cli", "run", "--plugin", "bow", "--data", str(tiny_data), "--epochs", "1",
          "--runs-dir", str(tmp_path / "runs"), "--no-progress"],
         capture_output=True, text=True, env={**__import__("os").environ, "QA_TRACE_PLUGINS": "1"}, timeout=300,
     )  # fmt: skip

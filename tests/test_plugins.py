@@ -5,87 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-# A model plugin that writes a marker file from every hook it sees, so a test can prove which
-# plugin's hooks ran. It delegates the real work to the bow example plugin.
-SPY_MODEL = """
-from pathlib import Path
-import os
-from qa_core import hookimpl
-import qa_bow_numpy.plugin as bow
-
-MARKS = Path(os.environ["SPY_MARKS"])
-
-def mark(hook):
-    with open(MARKS, "a") as handle:
-        handle.write(hook + "\\n")
-
-@hookimpl
-def qa_describe():
-    return bow.qa_describe()
-
-@hookimpl
-def qa_build(spec):
-    mark("qa_build")
-    return bow.qa_build(spec)
-
-@hookimpl
-def qa_train_step(model, batch):
-    mark("qa_train_step")
-    return bow.qa_train_step(model, batch)
-
-@hookimpl
-def qa_evaluate(model, data, batch_size):
-    mark("qa_evaluate")
-    return bow.qa_evaluate(model, data, batch_size)
-
-@hookimpl
-def qa_save_checkpoint(model, path, spec, meta):
-    mark("qa_save_checkpoint")
-    return bow.qa_save_checkpoint(model, path, spec, meta)
-
-@hookimpl
-def qa_load_checkpoint(path, spec, meta):
-    mark("qa_load_checkpoint")
-    return bow.qa_load_checkpoint(path, spec, meta)
-"""
-
-SPY_TRACKER = """
-import json, os
-from qa_core import hookimpl, PluginInfo
-
-def record(*item):
-    with open(os.environ["SPY_TRACKER_LOG"], "a") as handle:
-        handle.write(json.dumps(item, default=str) + "\\n")
-
-@hookimpl
-def qa_describe():
-    return PluginInfo(kind="tracker", description="records every call")
-
-@hookimpl
-def qa_log_run_start(run):
-    record("start", run.run_id)
-
-@hookimpl
-def qa_log_metrics(run, metrics, step):
-    record("metrics", step, sorted(metrics))
-
-@hookimpl
-def qa_log_run_end(run, status, summary):
-    record("end", status)
-"""
-
-RAISING_TRACKER = """
-from qa_core import hookimpl, PluginInfo
-
-@hookimpl
-def qa_describe():
-    return PluginInfo(kind="tracker", description="fails on every metrics call")
-
-@hookimpl
-def qa_log_metrics(run, metrics, step):
-    raise ConnectionError("tracker server went away")
-"""
-
+from qa_core.plugins import load_plugins
+from qa_core.testing import train_run
 
 def _bow_args(data: Path, runs: Path, *extra: str) -> list[str]:
     return ["run", "--plugin", "bow", "--data", str(data), "--runs-dir", str(runs), "--epochs", "2", "--no-progress", *extra]
@@ -105,7 +26,7 @@ def test_plugins_lists_installed_plugins_with_versions_and_hooks(qa):
 
 
 def test_broken_plugin_gives_one_line_and_everything_else_works(qa, plugin_site, tiny_data, tmp_path):
-    plugin_site.add("qa-broken", "9.9.1", "qa_broken", "raise ImportError('needs a library that is not installed')\n")
+    plugin_site.add("qa-broken", "9.9.1", "broken", module="qa_broken")
     result = qa(*_bow_args(tiny_data, tmp_path / "runs"), env=plugin_site.env)
     assert result.code == 0, result.err
     lines = [line for line in result.err.splitlines() if "qa_broken" in line]
@@ -117,7 +38,7 @@ def test_broken_plugin_gives_one_line_and_everything_else_works(qa, plugin_site,
 
 
 def test_strict_plugins_turns_a_broken_plugin_into_a_failure(qa, plugin_site, tiny_data, tmp_path):
-    plugin_site.add("qa-broken", "1.0", "qa_broken", "raise ImportError('missing dependency')\n")
+    plugin_site.add("qa-broken", "1.0", "broken", module="qa_broken")
     result = qa(*_bow_args(tiny_data, tmp_path / "runs"), env={**plugin_site.env, "QA_STRICT_PLUGINS": "1"})
     assert result.code == 2
     assert "QA_STRICT_PLUGINS" in result.err and "Traceback" not in result.err
@@ -125,8 +46,7 @@ def test_strict_plugins_turns_a_broken_plugin_into_a_failure(qa, plugin_site, ti
 
 
 def test_misspelt_hook_fails_loudly(qa, plugin_site):
-    source = "from qa_core import hookimpl\n\n@hookimpl\ndef qa_biuld(spec):\n    return None\n"
-    plugin_site.add("qa-typo", "0.2", "qa_typo", source)
+    plugin_site.add("qa-typo", "0.2", "typo", module="qa_typo")
     result = qa("plugins", env=plugin_site.env)
     assert "unknown hook qa_biuld (did you mean qa_build?)" in result.out
     run = qa("run", "--plugin", "qa_typo", env=plugin_site.env)
@@ -135,45 +55,42 @@ def test_misspelt_hook_fails_loudly(qa, plugin_site):
 
 
 def test_hook_with_arguments_the_spec_lacks_is_refused(qa, plugin_site):
-    source = "from qa_core import hookimpl\n\n@hookimpl\ndef qa_evaluate(model, data, batch_size, temperature):\n    return None\n"
-    plugin_site.add("qa-badargs", "0.1", "qa_badargs", source)
+    plugin_site.add("qa-badargs", "0.1", "badargs", module="qa_badargs")
     listing = json.loads(qa("plugins", "--json", env=plugin_site.env).out)
     bad = next(r for r in listing if r["name"] == "qa_badargs")
     assert "temperature" in bad["error"]
 
 
 def test_exception_in_a_hook_names_the_plugin_and_the_hook(qa, plugin_site, tiny_data, tmp_path):
-    source = SPY_MODEL.replace('    mark("qa_build")\n', '    raise RuntimeError("out of memory while building")\n')
-    plugin_site.add("qa-raiser", "0.1", "qa_raiser", source)
+    plugin_site.add("qa-raiser", "0.1", "raiser", module="qa_raiser")
     result = qa(
         "run", "--plugin", "qa_raiser", "--data", str(tiny_data), "--runs-dir", str(tmp_path / "runs"), "--no-progress",
-        env={**plugin_site.env, "SPY_MARKS": str(tmp_path / "marks")},
+        env=plugin_site.env,
     )
     assert result.code == 1
     assert "error: plugin 'qa_raiser' failed in qa_build: RuntimeError: out of memory while building" in result.err
     assert "Traceback" not in result.err
     with_traceback = qa(
         "run", "--plugin", "qa_raiser", "--data", str(tiny_data), "--runs-dir", str(tmp_path / "runs"), "--no-progress", "--traceback",
-        env={**plugin_site.env, "SPY_MARKS": str(tmp_path / "marks")},
+        env=plugin_site.env,
     )
     assert "Traceback" in with_traceback.err
 
 
-def test_selecting_a_model_plugin_never_calls_another(qa, plugin_site, tiny_data, tmp_path):
-    plugin_site.add("qa-spy", "0.1", "qa_spy", SPY_MODEL)
+def test_selecting_a_model_plugin_never_calls_another(fake_plugins, tiny_data, tmp_path, monkeypatch):
     marks = tmp_path / "marks"
-    env = {**plugin_site.env, "SPY_MARKS": str(marks)}
-    result = qa(*_bow_args(tiny_data, tmp_path / "runs"), env=env)
-    assert result.code == 0, result.err
+    monkeypatch.setenv("SPY_MARKS", str(marks))
+    manager = load_plugins()
+    assert manager.register(fake_plugins("spy_model"), "qa_spy").error is None
+    train_run(manager, "bow", tiny_data, tmp_path / "runs", epochs=2).record.assert_complete(2)
     assert not marks.exists(), "the spy plugin's hooks ran although --plugin bow was selected"
-    result = qa("run", "--plugin", "qa_spy", "--data", str(tiny_data), "--runs-dir", str(tmp_path / "runs"), "--epochs", "1", "--no-progress", env=env)
-    assert result.code == 0, result.err
+    train_run(manager, "qa_spy", tiny_data, tmp_path / "runs", epochs=1).record.assert_complete(1)
     seen = set(marks.read_text().split())
     assert {"qa_build", "qa_train_step", "qa_evaluate", "qa_save_checkpoint", "qa_load_checkpoint"} == seen
 
 
 def test_load_and_disable_plugins_by_name(qa, plugin_site):
-    plugin_site.add("qa-spy", "0.1", "qa_spy", SPY_MODEL)
+    plugin_site.add("qa-spy", "0.1", "spy_model", module="qa_spy")
     names = lambda env: {r["name"] for r in json.loads(qa("plugins", "--json", env={**plugin_site.env, **env}).out)}  # noqa: E731
     assert {"bow", "qa_spy"} <= names({})
     assert names({"QA_LOAD_PLUGINS": "qa_spy"}) == {"local", "qa_spy"}
@@ -197,21 +114,21 @@ def test_unknown_param_lists_the_plugins_parameters(qa, tmp_path):
     assert not any(tmp_path.iterdir()), "nothing may be written before the parameters are valid"
 
 
-def test_trackers_receive_every_call_and_a_failing_one_is_switched_off(qa, plugin_site, tiny_data, tmp_path):
-    plugin_site.add("qa-spytracker", "0.1", "spytracker", SPY_TRACKER)
-    plugin_site.add("qa-flaky", "0.1", "flaky", RAISING_TRACKER)
+def test_trackers_receive_every_call_and_a_failing_one_is_switched_off(fake_plugins, tiny_data, tmp_path, monkeypatch, capsys):
     log = tmp_path / "tracker.log"
-    result = qa(*_bow_args(tiny_data, tmp_path / "runs", "--logger", "spytracker", "--logger", "flaky"), env={**plugin_site.env, "SPY_TRACKER_LOG": str(log)})
-    assert result.code == 0, result.err
-    warnings = [line for line in result.err.splitlines() if "flaky" in line]
+    monkeypatch.setenv("SPY_TRACKER_LOG", str(log))
+    manager = load_plugins()
+    assert manager.register(fake_plugins("spy_tracker"), "spytracker", "qa-spytracker", "0.1").error is None
+    assert manager.register(fake_plugins("flaky_tracker"), "flaky", "qa-flaky", "0.1").error is None
+    run = train_run(manager, "bow", tiny_data, tmp_path / "runs", loggers=["spytracker", "flaky"], epochs=2)
+    warnings = run.lines_about("flaky")
     assert len(warnings) == 1 and "failed in qa_log_metrics (ConnectionError: tracker server went away); switched off" in warnings[0]
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert [c[0] for c in calls] == ["start", "metrics", "metrics", "end"]
     assert calls[-1] == ["end", "finished"]
-    run_dir = next(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("_"))
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    lines = (run.run_dir / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2 and sorted(json.loads(lines[0])) == sorted(["epoch", *calls[1][2]])
-    assert "plugins: model bow 0.1.0; trackers local 0.1.0, spytracker 0.1, flaky 0.1" in result.out
+    assert "plugins: model bow 0.1.0; trackers local 0.1.0, spytracker 0.1, flaky 0.1" in capsys.readouterr().out
 
 
 def test_unknown_logger_is_refused_before_any_work(qa, tmp_path):
@@ -220,49 +137,18 @@ def test_unknown_logger_is_refused_before_any_work(qa, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-# A third-party tracker written the short way: a TrackerSession subclass and SessionHooks.
-SESSION_TRACKER = """
-import json, os
-from qa_core import PluginInfo, Param, hookimpl
-from qa_core.tracking.sessions import SessionHooks, TrackerSession
-
-class Session(TrackerSession):
-    def _write(self, *entry):
-        with open(os.environ["SESSION_LOG"], "a") as handle:
-            handle.write(json.dumps(entry) + "\\n")
-    def start(self): self._write("start", self.context.run_id, self.name, self.options)
-    def log_params(self, params): self._write("params", sorted(params))
-    def log_metrics(self, metrics, step): self._write("metrics", step)
-    def log_summary(self, values, step): self._write("summary", step)
-    def log_artifact(self, path, name): self._write("artifact", name)
-    def end(self, status, summary): self._write("end", status)
-
-@hookimpl
-def qa_describe():
-    return PluginInfo(kind="tracker", description="session-shaped test tracker",
-                      params=(Param("every", int, 1), Param("loud", bool, False)))
-
-hooks = SessionHooks(Session)
-qa_log_run_start = hooks.qa_log_run_start
-qa_log_params = hooks.qa_log_params
-qa_log_metrics = hooks.qa_log_metrics
-qa_log_summary = hooks.qa_log_summary
-qa_log_artifact = hooks.qa_log_artifact
-qa_log_run_end = hooks.qa_log_run_end
-"""
-
-
-def test_a_session_tracker_gets_every_call_through_session_hooks(qa, plugin_site, tiny_data, tmp_path):
-    plugin_site.add("qa-sessiontracker", "0.1", "sessiontracker", SESSION_TRACKER)
+def test_a_session_tracker_gets_every_call_through_session_hooks(fake_plugins, tiny_data, tmp_path, monkeypatch):
     log = tmp_path / "session.log"
-    args = _bow_args(tiny_data, tmp_path / "runs", "--logger", "sessiontracker", "--logger-param", "sessiontracker.loud=yes")
-    result = qa(*args, env={**plugin_site.env, "SESSION_LOG": str(log)})
-    assert result.code == 0, result.err
-    assert "sessiontracker" in result.out and "failed" not in result.err
+    monkeypatch.setenv("SESSION_LOG", str(log))
+    manager = load_plugins()
+    assert manager.register(fake_plugins("session_tracker"), "sessiontracker").error is None
+    run = train_run(
+        manager, "bow", tiny_data, tmp_path / "runs", loggers=["sessiontracker"], logger_params={"sessiontracker": {"loud": "yes"}}, epochs=2
+    )
+    assert run.failures_of("sessiontracker") == [], run.stderr
     calls = [json.loads(line) for line in log.read_text().splitlines()]
-    run_dir = next(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("_"))
     # its own entry-point name, and its options typed with the defaults filled in
-    assert calls[0] == ["start", run_dir.name, "sessiontracker", {"every": 1, "loud": True}]
+    assert calls[0] == ["start", run.run_dir.name, "sessiontracker", {"every": 1, "loud": True}]
     assert calls[-1] == ["end", "finished"]
     kinds = [c[0] for c in calls]
     assert kinds.count("metrics") == 2 and "params" in kinds and "summary" in kinds and "artifact" in kinds

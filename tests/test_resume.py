@@ -13,24 +13,6 @@ from pathlib import Path
 
 import pytest
 
-# The bow example plugin, slowed down so a test can signal it mid-epoch.
-SLOW_BOW = """
-import time
-from qa_core import hookimpl
-import qa_bow_numpy.plugin as bow
-
-qa_describe = hookimpl(bow.qa_describe)
-qa_build = hookimpl(bow.qa_build)
-qa_evaluate = hookimpl(bow.qa_evaluate)
-qa_save_checkpoint = hookimpl(bow.qa_save_checkpoint)
-qa_load_checkpoint = hookimpl(bow.qa_load_checkpoint)
-
-@hookimpl
-def qa_train_step(model, batch):
-    time.sleep(0.04)
-    return bow.qa_train_step(model, batch)
-"""
-
 EPOCHS = 6
 
 
@@ -64,7 +46,7 @@ def epochs(run_dir: Path) -> list[dict]:
 
 @pytest.fixture
 def slow(plugin_site):
-    plugin_site.add("qa-slowbow", "0.1", "slowbow", SLOW_BOW)
+    plugin_site.add("qa-slowbow", "0.1", "slow_bow", module="slowbow")
     return plugin_site
 
 
@@ -72,7 +54,7 @@ def slow(plugin_site):
 def reference(tiny_data, tmp_path_factory, make_plugin_site):
     """The uninterrupted run every resumed run must equal."""
     site = make_plugin_site()
-    site.add("qa-slowbow", "0.1", "slowbow", SLOW_BOW)
+    site.add("qa-slowbow", "0.1", "slow_bow", module="slowbow")
     runs = tmp_path_factory.mktemp("reference")
     proc = start(site, tiny_data, runs)
     out, err = proc.communicate(timeout=120)
