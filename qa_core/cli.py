@@ -15,7 +15,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from .cli_support import TracebackOption, _csv, _csv_ints, cli_errors, readable_metavars
+from .cli_support import TracebackOption, _csv, _csv_ints, cli_errors, complete_models, complete_trackers, readable_metavars
 from .errors import ConfigError
 
 #: -h works wherever --help does (click passes these down to every subcommand).
@@ -56,7 +56,7 @@ def _app_options(
 @app.command()
 @cli_errors
 def run(
-    plugin: Optional[str] = typer.Option(None, "--plugin", "-p", help="Model plugin to train (see `qa plugins`)."),
+    plugin: Optional[str] = typer.Option(None, "--plugin", "-p", autocompletion=complete_models, help="Model plugin to train (see `qa plugins`)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Directory with train/val/test files (JSONL or bAbI). Without any data option, a default dataset is generated."),
     train: Optional[Path] = typer.Option(None, "--train", help="Training file (JSONL or bAbI)."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation file; if absent, a stratified slice of --train."),
@@ -70,7 +70,7 @@ def run(
     config_file: Optional[Path] = typer.Option(None, "--config", metavar="FILE", help="TOML file with run options, or a run's config.json (re-run it); command-line options win."),
     from_run: Optional[Path] = typer.Option(None, "--from", metavar="RUN_DIR", help="Re-run a run's options (RUN_DIR/config.json) under a new run id; command-line options win."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved options as TOML (which --config reads back) and exit without training."),
-    logger: List[str] = typer.Option([], "--logger", "-l", help="Extra tracker plugin (repeatable), e.g. neptune. Local files are always written."),
+    logger: List[str] = typer.Option([], "--logger", "-l", autocompletion=complete_trackers, help="Extra tracker plugin (repeatable), e.g. neptune. Local files are always written."),
     logger_param: List[str] = typer.Option([], "--logger-param", help="Tracker option TRACKER.KEY=VALUE (repeatable)."),
     runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where run directories go [default: runs]."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k best epochs' checkpoints [default: 3]."),

@@ -101,3 +101,26 @@ def readable_metavars(command: Any) -> Any:
             inner = label[5:-1] if label.startswith("list[") else label
             param.metavar = TYPE_METAVARS.get(inner, inner.upper())
     return command
+
+
+def _plugin_names(kind: str, incomplete: str) -> list[str]:
+    """Installed plugins of ``kind`` starting with ``incomplete``, for shell completion (a broken
+    plugin is left out, silently: completion must never print)."""
+    import contextlib
+    import io
+
+    from .plugins import PluginManager
+
+    manager = PluginManager()
+    manager.load_builtins()
+    with contextlib.redirect_stderr(io.StringIO()):
+        manager.load_entrypoints(strict=False)
+    return sorted(r.name for r in manager.loaded(kind) if r.name.startswith(incomplete) and r.name != "local")
+
+
+def complete_models(incomplete: str) -> list[str]:
+    return _plugin_names("model", incomplete)
+
+
+def complete_trackers(incomplete: str) -> list[str]:
+    return _plugin_names("tracker", incomplete)

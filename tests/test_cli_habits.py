@@ -62,6 +62,13 @@ def test_shell_completion(qa) -> None:
     assert commands.out.split() == ["run", "report", "runs"]
     options = qa(env={"_QA_COMPLETE": "complete_bash", "COMP_WORDS": "qa run --print", "COMP_CWORD": "2"})
     assert options.out.split() == ["--print-config"]
+    # --plugin and --logger complete to what is installed, as `qa plugins` lists it
+    listed = json.loads(qa("plugins", "--json").out)
+    models = sorted(p["name"] for p in listed if p["kind"] == "model" and not p["error"])
+    plugins = qa(env={"_QA_COMPLETE": "complete_bash", "COMP_WORDS": "qa run --plugin ", "COMP_CWORD": "3"})
+    assert plugins.out.split() == models and "bow" in models
+    trackers = qa(env={"_QA_COMPLETE": "complete_bash", "COMP_WORDS": "qa run --logger t", "COMP_CWORD": "3"})
+    assert trackers.out.split() == sorted(p["name"] for p in listed if p["kind"] == "tracker" and p["name"].startswith("t") and not p["error"])
 
 
 @pytest.fixture(scope="module")
