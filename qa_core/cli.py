@@ -97,7 +97,7 @@ def run(
     traceback: bool = TracebackOption,
 ) -> None:
     """Train a model plugin, keep its best checkpoints and score it on the test split."""
-    from .config import RunConfig, load_config_file, parse_key_values, parse_logger_params
+    from .config import RunConfig, check_config, load_config_file, parse_key_values, parse_logger_params
     from .trainer import config_from_run
     from .trainer import train as run_training
 
@@ -109,7 +109,8 @@ def run(
         if not (from_run / "config.json").is_file():
             raise ConfigError(f"--from {from_run}: not a run directory (no config.json)")
         config_file = from_run / "config.json"
-    values: dict[str, Any] = config_from_run(resume) if resume else load_config_file(config_file) if config_file else {}
+    toml_keys: dict[str, str] = {}  # field -> its key in --config, for messages naming file and key
+    values: dict[str, Any] = config_from_run(resume) if resume else load_config_file(config_file, toml_keys) if config_file else {}
     cli_values = {
         "plugin": plugin,
         "data_dir": str(data) if data else None,
@@ -158,15 +159,16 @@ def run(
     if print_config:
         _print_config(RunConfig(**values))
         return
+    config = check_config(RunConfig(**values), {k: v for k, v in toml_keys.items() if cli_values.get(k) is None}, config_file)
     from .analysis.groups import parse_seeds, run_group
 
     group_seeds = parse_seeds(seeds, repeats, int(values.get("seed", 0) or 0))
     if group_seeds is not None:
         if resume is not None:
             raise ConfigError("--seeds/--repeats: not with --resume (resume each member run on its own)")
-        run_group(RunConfig(**values), group_seeds)
+        run_group(config, group_seeds)
         return
-    run_training(RunConfig(**values), resume=resume, allow_changed_data=allow_changed_data)
+    run_training(config, resume=resume, allow_changed_data=allow_changed_data)
 
 
 def _print_config(config: Any) -> None:
@@ -201,9 +203,14 @@ def evaluate(
 ) -> None:
     """Score a saved model on a data file: the results block, and eval/ files."""
     from . import console
+    from .config import check_batch_size, check_output_dir, check_threshold
     from .evaluation import evaluate_saved
     from .plugins import load_plugins
 
+    check_batch_size("--batch-size", batch_size)
+    check_threshold("--threshold", threshold)
+    if out is not None:
+        check_output_dir("--out", out)
     report, out_dir, meta = evaluate_saved(target, data, load_plugins(), out, batch_size, threshold, data_format, vocab, overwrite=overwrite)
     console.say(f"model: {meta['plugin']} {meta.get('plugin_version', '?')}, epoch {meta.get('epoch', '?')} of run {meta.get('run_id', '?')}")
     console.say(console.results_block(report))
@@ -275,10 +282,16 @@ def data_generate(
     from tqdm import tqdm
 
     from . import console
+    from .config import check_output_dir, check_seed
     from .data.generator import CATEGORIES, DEFAULT_NOUN_COUNTS, generate_splits
     from .data.records import write_jsonl
     from .fsutil import directory_lock
 
+    check_output_dir("--out", out)
+    check_seed("--seed", seed)
+    for option, size in (("--train", train), ("--val", val), ("--test", test)):
+        if size < 0:
+            raise ConfigError(f"{option}: expected a non-negative number of records, got {size}")
     sizes = {name: size for name, size in (("train", train), ("val", val), ("test", test)) if size > 0}
     if not sizes:
         raise ConfigError("--train/--val/--test: at least one split must have records")
@@ -353,9 +366,11 @@ def data_import_babi(
     traceback: bool = TracebackOption,
 ) -> None:
     """Convert bAbI task files to JSONL records."""
+    from .config import check_output_file
     from .data.babi import read_babi
     from .data.records import write_jsonl
 
+    check_output_file("--out", out)
     examples = []
     for path in files:
         examples += read_babi(path, category)
@@ -380,9 +395,19 @@ def data_split(
     from .data.splits import stratified_split
     from .fsutil import directory_lock
 
+    from .config import check_output_dir, check_seed
+
     parts = _csv(names) or []
     if len(parts) != 2:
         raise ConfigError(f"--names: expected two comma-separated names, got {names!r}")
+    if parts[0] == parts[1]:
+        raise ConfigError(f"--names: the two parts need different names, got {names!r} (the second would overwrite the first)")
+    check_output_dir("--out", out)
+    check_seed("--seed", seed)
+    for name in parts:
+        target = out / f"{name}.jsonl"
+        if target.exists() and file.exists() and os.path.samefile(target, file):
+            raise ConfigError(f"--out {out}: writing {target.name} there would overwrite the input {file}; choose another --out or --names")
     rest, held = stratified_split(read_examples(file, data_format), fraction, seed)
     with directory_lock(out):
         for name, examples in zip(parts, (rest, held)):

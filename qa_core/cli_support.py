@@ -41,6 +41,11 @@ def cli_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # noqa: BLE001 - an unexpected failure still gets one line
             if show:
                 raise
+            if isinstance(exc, OSError) and exc.filename:
+                # A file qa could not write or read (a full disk, a read-only folder, permissions):
+                # the user's environment, not a bug; name the file and the reason.
+                print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+                raise typer.Exit(2) from None
             print(f"error: unexpected {type(exc).__name__}: {exc} (run again with --traceback for details)", file=sys.stderr)
             raise typer.Exit(1) from None
 

@@ -73,8 +73,7 @@ class RunConfig:
         _non_negative_int("--top-k", self.top_k)
         _non_negative_int("--checkpoint-every", self.checkpoint_every)
         _non_negative_int("--patience", self.patience)
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ConfigError(f"--seed: expected an integer, got {self.seed!r}")
+        check_seed("--seed", self.seed)
         if self.lr is not None:
             if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
                 raise ConfigError(f"--lr: expected a positive number, got {self.lr!r}")
@@ -96,6 +95,9 @@ class RunConfig:
         if self.val and not self.train:
             raise ConfigError("--val: needs --train and --test too")
         check_training_kit(self)
+        if not isinstance(self.runs_dir, (str, Path)):
+            raise ConfigError(f"--runs-dir: expected a path, got {self.runs_dir!r}")
+        check_output_dir("--runs-dir", self.runs_dir)
         return self
 
     def public(self) -> dict[str, Any]:
@@ -173,26 +175,154 @@ CONFIG_KEYS = {f.name for f in fields(RunConfig)}
 #: TOML keys that are spelled like their command-line flag (``--data``, ``--format``, ``--tag`` ...).
 KEY_ALIASES = {"data": "data_dir", "format": "data_format", "param": "params", "logger": "loggers", "logger_param": "logger_params", "tag": "tags", "callback": "callbacks", "callback_param": "callback_params"}
 
+#: Seeds every framework takes (numpy's legacy seed, torch, TensorFlow): 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
+
+def check_seed(option: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{option}: expected an integer from 0 to {MAX_SEED}, got {value!r}")
+
+
+def check_batch_size(option: str, value: Any) -> None:
+    _positive_int(option, value)
+
+
+def check_threshold(option: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        raise ConfigError(f"{option}: expected a number between 0 and 1, got {value!r}")
+
+
+def check_output_dir(option: str, path: str | Path) -> None:
+    """A folder qa will create files in: refused up front when it is a file, lies under a file, or
+    is on a read-only or unwritable place (nothing is created here)."""
+    from .fsutil import output_dir_problem
+
+    problem = output_dir_problem(path)
+    if problem:
+        raise ConfigError(f"{option} {path}: {problem}")
+
+
+def check_output_file(option: str, path: str | Path) -> None:
+    """A file qa will write: refused up front when it is a directory or its folder cannot be made."""
+    from .fsutil import output_dir_problem
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a directory, expected a file name")
+    problem = output_dir_problem(path.parent)
+    if problem:
+        raise ConfigError(f"{option} {path}: {problem}")
+
+
+#: Bytes per encoded token per record (int32), times the copies the loop holds (the split and
+#: each epoch's shuffled gather of it).
+_ENCODED_BYTES_PER_TOKEN = 4 * 2
+
+
+def check_encoding_fits(option: str, max_len: int, records: int) -> None:
+    """Refuse a max_len whose encoded arrays this machine cannot hold, before allocating them."""
+    from .fsutil import available_memory
+
+    need = records * max_len * _ENCODED_BYTES_PER_TOKEN
+    have = available_memory()
+    if have is not None and need > have:
+        raise ConfigError(
+            f"{option} {max_len}: the encoded data would need {_size(need)} ({records:,} records x {max_len:,} tokens), "
+            f"more than the {_size(have)} of memory available; use a smaller --max-len"
+        )
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n:.2f} PiB"  # pragma: no cover
+
+
+# -------------------------------------------------------------------------------------------------
+# run.toml
+# -------------------------------------------------------------------------------------------------
+
+#: The CLI option of each RunConfig field: the checks' messages start with it.
+OPTIONS = {
+    "plugin": "--plugin", "data_dir": "--data", "train": "--train", "val": "--val", "test": "--test",
+    "data_format": "--format", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
+    "runs_dir": "--runs-dir", "top_k": "--top-k", "checkpoint_every": "--checkpoint-every", "patience": "--patience",
+    "threshold": "--threshold", "max_len": "--max-len", "val_fraction": "--val-fraction",
+}
+#: What a TOML value must be, for the keys whose checks do not already say (numbers are checked
+#: by RunConfig.check, and named by file and key through check_config).
+_TOML_TEXT = ("plugin", "data_dir", "train", "val", "test", "data_format", "runs_dir", "name")
+_TOML_LISTS = {"loggers": 'loggers = ["neptune"]', "tags": 'tags = ["baseline"]'}
+_MAX_TOML_BYTES = 1 << 20
+
+
+def check_config(config: RunConfig, from_file: Mapping[str, str], path: str | Path | None) -> RunConfig:
+    """``config.check()``, but a bad value that came from the TOML file (``from_file``: field ->
+    the key as written there) is named as ``FILE: key: ...``, not as the CLI option."""
+    try:
+        return config.check()
+    except ConfigError as exc:
+        message = str(exc)
+        for name, key in from_file.items():
+            option = OPTIONS.get(name)
+            if option and (message.startswith(option + ":") or message.startswith(option + " ")):
+                raise ConfigError(f"{path}: {key}{message[len(option):]}") from None
+        raise
+
+
+def _check_toml_value(path: Path, key: str, name: str, value: Any) -> Any:
+    """The value a TOML key holds, checked for its kind; a ConfigError names the file and key."""
+    where = f"{path}: {key}"
+    if name in _TOML_TEXT and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if name == "progress" and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if name in _TOML_LISTS:
+        if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+            raise ConfigError(f"{where}: expected a list of names, e.g. {_TOML_LISTS[name]}, got {value!r}")
+    if name == "params" and not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table ([params])")
+    if name == "logger_params":
+        return _toml_logger_params(where, value)
+    return value
+
+
+def _toml_logger_params(where: str, value: Any) -> dict[str, dict[str, str]]:
+    if not isinstance(value, dict) or not all(isinstance(options, dict) for options in value.values()):
+        raise ConfigError(f"{where}: expected tables of tracker options ([logger_params.TRACKER]), got {value!r}")
+    out: dict[str, dict[str, str]] = {}
+    for tracker, options in value.items():
+        for key, option in options.items():
+            if isinstance(option, (dict, list)):
+                raise ConfigError(f"{where}.{tracker}.{key}: expected a single value, got {option!r}")
+            text = ("true" if option else "false") if isinstance(option, bool) else str(option)
+            out.setdefault(tracker, {})[key] = text
+    return out
+
+
+
+def load_config_file(path: str | Path, keys: dict[str, str] | None = None) -> dict[str, Any]:
     """A run.toml, or a run's config.json (what ``qa run`` wrote: its options are read back, so
-    ``qa run --config RUN/config.json`` repeats the run under a new id)."""
+    ``qa run --config RUN/config.json`` repeats the run under a new id). ``keys``: see load_toml."""
     path = Path(path)
     raw = _read_config_bytes(path)
     if path.suffix.lower() == ".json" or raw.lstrip()[:1] == b"{":
         return run_json_options(path, raw)
-    return load_toml(path, raw)
+    return load_toml(path, raw, keys)
 
 
 def _read_config_bytes(path: Path) -> bytes:
-    # read_bytes, not a regular-file check: `qa run --print-config | qa run --config /dev/stdin`
-    # reads a pipe, and that must keep working.
+    # A pipe is read (`qa run --print-config | qa run --config /dev/stdin`), but a FIFO with no
+    # writer is not waited for, a device is refused, and no more than _MAX_TOML_BYTES are held.
+    from .fsutil import NotAFile, read_bytes_bounded
+
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: config file is a directory") from None
+        return read_bytes_bounded(path, _MAX_TOML_BYTES)
+    except NotAFile as exc:
+        raise ConfigError(f"{path}: config file {exc.reason}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
 
@@ -216,10 +346,11 @@ def run_json_options(path: Path, raw: bytes | None = None) -> dict[str, Any]:
     return values
 
 
-def load_toml(path: str | Path, raw: bytes | None = None) -> dict[str, Any]:
+def load_toml(path: str | Path, raw: bytes | None = None, keys: dict[str, str] | None = None) -> dict[str, Any]:
     """Read a run.toml. Keys are RunConfig fields (``batch_size`` or ``batch-size``) or their flag's
     name (``data``, ``format``, ``tag`` ...); a ``[params]`` table holds hyperparameters and
-    ``[logger_params.NAME]`` tracker options."""
+    ``[logger_params.NAME]`` tracker options. A value of the wrong kind is a ConfigError naming
+    the file and key; ``keys``, when given, is filled with field -> the key as the file spells it."""
     path = Path(path)
     raw = _read_config_bytes(path) if raw is None else raw
     try:
@@ -234,9 +365,9 @@ def load_toml(path: str | Path, raw: bytes | None = None) -> dict[str, Any]:
         name = KEY_ALIASES.get(name, name)
         if name not in CONFIG_KEYS:
             raise ConfigError(f"{path}: {key}: unknown key (known: {', '.join(sorted(CONFIG_KEYS))})")
-        out[name] = value
-    if "params" in out and not isinstance(out["params"], dict):
-        raise ConfigError(f"{path}: params: expected a table")
+        out[name] = _check_toml_value(path, key, name, value)
+        if keys is not None:
+            keys[name] = key
     if "logger_params" in out:  # what --print-config redacted is not a value to use
         out["logger_params"] = {t: {k: v for k, v in o.items() if v != REDACTED} for t, o in out["logger_params"].items()}
     return out

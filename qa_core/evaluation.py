@@ -283,7 +283,7 @@ def evaluate_saved(
     params = model_plugin.resolve_params(meta.get("params", {}))
     spec = ModelSpec(model_plugin.name, params, len(vocab), int(meta["max_len"]), int(meta.get("seed", 0)), vocab_hash=vocab.sha256, vocab=vocab.tokens)
     model = model_plugin.load(checkpoint, spec, meta)
-    probs = np.asarray(model_plugin.evaluate(model, split, batch_size), dtype=np.float32).reshape(-1)
+    probs = model_plugin.predict(model, split, batch_size)
     report = metrics.compute_for_split(split, probs, threshold)
     source = file_record(Path(data_file))
     if out_dir is None:

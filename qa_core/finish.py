@@ -15,7 +15,6 @@ from . import console, metrics
 from .checkpoints import committed_units, meta_path, read_meta
 from .errors import RunInterrupted
 from .evaluation import write_eval
-from .loop import check_probabilities
 from .run import discard_scratch
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ def finish(run: "Run", model: Any) -> None:
         test_model = plugin.load(policy.best_path, run.spec, read_meta(policy.best_path, policy.suffix))
         tested = f"best epoch {policy.best.epoch} ({policy.best_path.name})"
     test = run.encoded["test"]
-    probs = check_probabilities(plugin, plugin.evaluate(test_model, test, config.batch_size), len(test))
+    probs = plugin.predict(test_model, test, config.batch_size)
     report = metrics.compute_for_split(test, probs, config.threshold)
     eval_files = write_eval(run.run_dir / "eval", report, run.splits["test"], probs, plots=not config.fast_dev_run, lost=run.lost)
     test_values = metrics.metric_names(report, "test")

@@ -12,8 +12,8 @@ Temporary names are ``.<name>.<unique>.tmp<suffix>``: hidden, recognisable (``.*
 resume sweeps up after a ``kill -9``), and ending in the target's suffix for writers (numpy,
 Keras) that decide the format from it.
 
-:func:`read_bytes_bounded` refuses what is not a regular file (a FIFO would block forever,
-``/dev/zero`` would never end) and anything over a size limit, before reading it.
+:func:`read_bytes_bounded` refuses devices (``/dev/zero`` would never end), FIFOs that nothing
+writes to (they would block forever) and anything over a size limit; pipes with a writer are read.
 """
 
 from __future__ import annotations
@@ -150,9 +150,11 @@ class NotAFile(Exception):
 
 
 def read_bytes_bounded(path: str | os.PathLike[str], limit: int) -> bytes:
-    """The bytes of a *regular* file of at most ``limit`` bytes. Raises NotAFile for a missing
-    file, a directory, a FIFO, a device or socket, or a file over the limit (checked before
-    reading, and again while reading, for a file that grows); OSError for other read failures."""
+    """The bytes of a file of at most ``limit`` bytes. A regular file is checked by size before it
+    is read; a pipe (``/dev/stdin``, ``<(...)``, a FIFO) is read to its end, but a FIFO that no one
+    writes to is not waited for. Raises NotAFile for a missing file, a directory, a device or a
+    socket (``/dev/zero`` would never end), a FIFO without a writer, or more than ``limit`` bytes;
+    OSError for other read failures."""
     path = Path(path)
     try:
         info = os.stat(path)
@@ -162,15 +164,43 @@ def read_bytes_bounded(path: str | os.PathLike[str], limit: int) -> bytes:
         raise NotAFile("not found (a parent is not a directory)") from None
     if stat.S_ISDIR(info.st_mode):
         raise NotAFile("is a directory, expected a file")
-    if not stat.S_ISREG(info.st_mode):
+    if stat.S_ISFIFO(info.st_mode):
+        data = _read_pipe(path, limit)
+        if not data:
+            raise NotAFile("is a FIFO (named pipe) that nothing writes to; not waited for")
+    elif not stat.S_ISREG(info.st_mode):
         raise NotAFile(f"is a {_kind(info.st_mode)}, not a regular file; refused (it could block or never end)")
-    if info.st_size > limit:
+    elif info.st_size > limit:
         raise NotAFile(f"{info.st_size:,} bytes, over the {limit:,}-byte limit")
-    with open(path, "rb") as handle:
-        data = handle.read(limit + 1)
+    else:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
     if len(data) > limit:
         raise NotAFile(f"over the {limit:,}-byte limit")
     return data
+
+
+def _read_pipe(path: Path, limit: int) -> bytes:
+    """Up to ``limit + 1`` bytes of a pipe. Opened non-blocking, so a FIFO without a writer does
+    not hang the open (it then reads as empty); then blocking, to wait for a writer's data."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        try:
+            import fcntl
+
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        except ImportError:  # pragma: no cover - not POSIX
+            pass
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _kind(mode: int) -> str:
@@ -183,3 +213,42 @@ def _kind(mode: int) -> str:
     if stat.S_ISSOCK(mode):
         return "socket"
     return "special file"
+
+
+def output_dir_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why files could not be created in folder ``path`` (made if missing), or None. Creates
+    nothing: the nearest existing folder must be a folder, writable, not on a read-only mount."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        return "is a file, not a folder" if existing == path else f"{existing} is a file, not a folder"
+    if _read_only_mount(existing):
+        return f"{existing} is on a read-only file system"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable (permission denied)"
+    return None
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & getattr(os, "ST_RDONLY", 1))
+    except (OSError, AttributeError):
+        return False
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process could still allocate: MemAvailable (Linux), else the
+    physical memory; None when the platform does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

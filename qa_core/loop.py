@@ -65,7 +65,7 @@ def run_epoch(run: "Run", model: Any, epoch: int) -> EpochLogs:
         raise QAError(f"training loss became {loss} in epoch {epoch}: stopping{last}. Try a lower --lr.")
     run.stop_flag.check()
     val = run.encoded["val"]
-    probs = check_probabilities(plugin, plugin.evaluate(model, val, config.batch_size), len(val))
+    probs = plugin.predict(model, val, config.batch_size)
     run.stop_flag.check()
     report = metrics.compute_for_split(val, probs, config.threshold)
     values = {
@@ -77,12 +77,10 @@ def run_epoch(run: "Run", model: Any, epoch: int) -> EpochLogs:
 
 
 def check_probabilities(model_plugin: ModelPlugin, probs: Any, n: int) -> np.ndarray:
-    probs = np.asarray(probs, dtype=np.float32).reshape(-1)
-    if probs.shape[0] != n:
-        raise QAError(f"plugin '{model_plugin.name}': qa_evaluate returned {probs.shape[0]} probabilities for {n} records")
-    if not np.all(np.isfinite(probs)):
-        raise QAError(f"plugin '{model_plugin.name}': qa_evaluate returned NaN or infinite probabilities")
-    return probs
+    """See ModelPlugin.predict, which the loop and ``qa evaluate`` use; kept for the benchmarks."""
+    from .plugins import checked_probabilities
+
+    return checked_probabilities(model_plugin.name, probs, n)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 import pluggy
 
 from . import hookspecs
-from .errors import ConfigError, PluginError, QAError
+from .errors import CheckpointError, ConfigError, PluginError, QAError
 from .types import Batch, EncodedSplit, ModelSpec, PluginInfo
 
 ENTRY_POINT_GROUP = "qa"
@@ -250,6 +250,24 @@ class PluginManager:
         return self._select(name, "callback")
 
 
+def checked_probabilities(plugin: str, probs: Any, n: int) -> Any:
+    """``probs`` as float32 [n]; a wrong count, NaN/inf or a value outside [0, 1] is the plugin's
+    failure (PluginError naming it), not something to score."""
+    import numpy as np
+
+    try:
+        array = np.asarray(probs, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise PluginError(plugin, "qa_evaluate", ValueError(f"returned {type(probs).__name__}, not probabilities ({exc})")) from None
+    if array.shape[0] != n:
+        raise PluginError(plugin, "qa_evaluate", ValueError(f"returned {array.shape[0]} probabilities for {n} records"))
+    if not np.all(np.isfinite(array)):
+        raise PluginError(plugin, "qa_evaluate", ValueError("returned NaN or infinite probabilities"))
+    if n and (array.min() < 0.0 or array.max() > 1.0):
+        raise PluginError(plugin, "qa_evaluate", ValueError(f"returned values outside [0, 1] (from {array.min():g} to {array.max():g}); probabilities expected"))
+    return array
+
+
 class ModelPlugin:
     """A typed facade over one model plugin's hooks (tox 4 style): call sites are checked,
     calls never broadcast, and an exception inside a hook is re-raised naming plugin and hook.
@@ -318,6 +336,11 @@ class ModelPlugin:
         """``qa_evaluate``: the probability of "yes" for every row of ``data``, in order."""
         return self._call("qa_evaluate", model=model, data=data, batch_size=batch_size)
 
+    def predict(self, model: Any, data: EncodedSplit, batch_size: int) -> Any:
+        """``qa_evaluate``, checked: a float32 numpy vector of one probability in [0, 1] per
+        record. The one path from a plugin's predictions to the metrics (training and ``qa evaluate``)."""
+        return checked_probabilities(self.name, self.evaluate(model, data, batch_size), len(data))
+
     def save(self, model: Any, path: Any, spec: ModelSpec, meta: Mapping[str, Any]) -> Any:
         """``qa_save_checkpoint``: write ``model`` to ``path``. The plugin gets a copy of ``meta``
         (changing it changes nothing the core writes); returns True or the plugin's own meta,
@@ -325,8 +348,15 @@ class ModelPlugin:
         return self._call("qa_save_checkpoint", model=model, path=path, spec=spec, meta=copy.deepcopy(dict(meta)))
 
     def load(self, path: Any, spec: ModelSpec, meta: Mapping[str, Any]) -> Any:
-        """``qa_load_checkpoint``: a model handle rebuilt from the file at ``path``."""
-        return self._call("qa_load_checkpoint", path=path, spec=spec, meta=meta)
+        """``qa_load_checkpoint``: a model handle rebuilt from the file at ``path``. A file the
+        plugin cannot read (empty, cut short, not its format) is a CheckpointError naming the
+        file, not the plugin's own EOFError or IndexError."""
+        if os.path.getsize(path) == 0:
+            raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
+        try:
+            return self._call("qa_load_checkpoint", path=path, spec=spec, meta=meta)
+        except PluginError as exc:
+            raise CheckpointError(f"{path}: plugin '{self.name}' could not read this checkpoint ({type(exc.error).__name__}: {exc.error})") from exc
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -435,7 +465,9 @@ def summarize(value: Any, depth: int = 0) -> str:
 def _trace_call(hook_name: str, hook_impls: list, kwargs: Mapping[str, Any]) -> None:
     plugins = ", ".join(impl.plugin_name for impl in hook_impls)
     arguments = ", ".join(f"{name}={summarize(value)}" for name, value in kwargs.items())
-    print(f"qa: trace: {hook_name}({arguments}) -> [{plugins}]", file=sys.stderr)
+    from .config import redact_url  # a string argument may be a URI with a password in it
+
+    print(redact_url(f"qa: trace: {hook_name}({arguments}) -> [{plugins}]"), file=sys.stderr)
 
 
 def _trace_result(outcome: Any, hook_name: str, hook_impls: list, kwargs: Mapping[str, Any]) -> None:

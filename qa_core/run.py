@@ -27,7 +27,7 @@ import numpy as np
 from . import __version__, console, metrics, provenance
 from .callbacks import Callbacks
 from .checkpoints import META_FORMAT, CheckpointPolicy, link_checkpoint
-from .config import RunConfig
+from .config import RunConfig, check_encoding_fits
 from .data.records import Example
 from .data.tokenizer import Vocabulary, encode
 from .errors import ConfigError
@@ -339,6 +339,7 @@ def _assemble(
     else:
         vocab = Vocabulary.build(data.splits["train"])
     max_len = resolve_max_len(config, params, data.splits)
+    check_encoding_fits("--max-len", max_len, sum(len(examples) for examples in data.splits.values()))
     if "max_len" in params:  # the model, meta.json and config.json get the resolved length, not 0
         params["max_len"] = max_len
     truncation: dict[str, dict[str, int]] = {}

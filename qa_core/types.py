@@ -211,12 +211,13 @@ class RunContext:
     #: ``--logger-param NAME.KEY=VALUE`` options, grouped by tracker name. A tracker that declares
     #: ``Param``s gets them converted to their types, checked, and with every default filled in;
     #: a tracker that declares none gets the strings as given.
-    logger_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Not in repr: it may hold a server URI with a password (QA_TRACE_PLUGINS prints every call).
+    logger_params: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     #: Set when this is ``qa run --resume``: the last epoch the earlier process finished. A
     #: tracker may continue its earlier record of the run (same ``run_id``) instead of a new one.
     resumed_after_epoch: int | None = None
     #: Per-run scratch space for plugins, keyed by plugin name (like pytest's stash).
-    stash: dict[str, Any] = field(default_factory=dict)
+    stash: dict[str, Any] = field(default_factory=dict, repr=False)  # sessions, clients: never printed
     #: The name (entry-point name, ``--logger NAME``) of the tracker this context is handed to:
     #: the hub gives each tracker a view of its own. None outside the tracker hooks.
     tracker: str | None = None

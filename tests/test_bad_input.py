@@ -30,9 +30,10 @@ DATA_CASES = {
 CONFIG_CASES = {
     "unparsable.toml": r"unparsable\.toml: config: invalid TOML",
     "unknown_key.toml": r"unknown_key\.toml: epoch: unknown key",
-    "negative_epochs.toml": r"--epochs: expected a positive integer, got -2",
-    "batch_size_zero.toml": r"--batch-size: expected a positive integer, got 0",
-    "lr_not_a_number.toml": r"--lr: expected a positive number, got 'fast'",
+    # a bad value from the file is named by file and key, not by the CLI option it stands for
+    "negative_epochs.toml": r"negative_epochs\.toml: epochs: expected a positive integer, got -2",
+    "batch_size_zero.toml": r"batch_size_zero\.toml: batch_size: expected a positive integer, got 0",
+    "lr_not_a_number.toml": r"lr_not_a_number\.toml: lr: expected a positive number, got 'fast'",
 }
 
 

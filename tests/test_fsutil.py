@@ -66,8 +66,15 @@ def test_two_processes_writing_one_file_never_mix_their_bytes(tmp_path):
 def test_the_bounded_reader_refuses_fifos_devices_directories_and_oversized_files(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    with pytest.raises(NotAFile, match="FIFO"):
-        read_bytes_bounded(fifo, 100)  # would block forever if it were opened
+    with pytest.raises(NotAFile, match="FIFO .* that nothing writes to"):
+        read_bytes_bounded(fifo, 100)  # a plain open() would block forever
+    # a pipe with a writer is read to its end (`qa run --print-config | qa run --config /dev/stdin`)
+    proc = subprocess.run([sys.executable, "-c", "import sys; from qa_core.fsutil import read_bytes_bounded; print(read_bytes_bounded('/dev/stdin', 100))"],
+                          input=b"x" * 10, capture_output=True, timeout=30)
+    assert proc.stdout.strip() == b"b'xxxxxxxxxx'", proc.stderr
+    proc = subprocess.run([sys.executable, "-c", "import sys; from qa_core.fsutil import read_bytes_bounded; read_bytes_bounded('/dev/stdin', 100)"],
+                          input=b"x" * 101, capture_output=True, timeout=30)
+    assert b"over the 100-byte limit" in proc.stderr
     with pytest.raises(NotAFile, match="character device"):
         read_bytes_bounded("/dev/zero", 100)
     with pytest.raises(NotAFile, match="is a directory"):

@@ -36,10 +36,13 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         traceback: bool = TracebackOption,
     ) -> None:
         """Training curves and test plots of a run as PNG, PDF or SVG files (needs matplotlib)."""
+        from ..config import check_output_dir
         from . import plots
         from .runs import RunRecord
 
         plots.check_format(fmt, dpi)
+        if out is not None:
+            check_output_dir("--out", out)
         run = RunRecord.load(run_dir)
         figures = plots.run_figures(run)  # PlottingUnavailable is a QAError: one line, exit 2
         if not figures:
@@ -57,8 +60,11 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         traceback: bool = TracebackOption,
     ) -> None:
         """One self-contained HTML report: tables, config, best and top-k epochs, embedded plots."""
+        from ..config import check_output_file
         from .report import write_report
 
+        if out is not None:
+            check_output_file("--out", out)
         path, images, missing = write_report(run_dir, out, fmt, dpi)
         if missing:
             print(f"plots left out: {missing}")
@@ -81,8 +87,14 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         traceback: bool = TracebackOption,
     ) -> None:
         """Score the best model on fresh stratified sets of growing noun count (or length); name the boundary."""
+        from ..config import check_batch_size, check_seed, check_threshold
         from . import probe as probing
 
+        check_threshold("--threshold", threshold)
+        check_batch_size("--batch-size", batch_size)
+        check_batch_size("--per-cell", per_cell)
+        if seed is not None:
+            check_seed("--seed", seed)
         result = probing.probe(
             run_dir,
             _csv_ints("--noun-counts", noun_counts) or probing.DEFAULT_NOUN_COUNTS,

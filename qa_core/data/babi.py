@@ -113,9 +113,9 @@ def parse_babi(text: str, path: Path, category: str) -> list[Example]:
     noun_cache = ("", 0)  # consecutive questions often share a story
 
     # split("\n"), not splitlines(): line numbers must match what an editor shows, and
-    # splitlines() also breaks on form feeds and Unicode separators.
-    for line_number, line in enumerate(text.split("\n"), start=1):
-        line = line.rstrip("\r")
+    # splitlines() also breaks on form feeds and Unicode separators. CR alone ends a line too
+    # (old Mac files), as every editor shows it.
+    for line_number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{line_number}"
@@ -143,10 +143,11 @@ def parse_babi(text: str, path: Path, category: str) -> list[Example]:
             problems.append(f"{where}: text: empty")
             continue
         # A question without a TAB would otherwise pass as a statement; bAbI statements never
-        # end with '?', so that is a question whose answer field is missing.
-        if not fields and not content.endswith("?"):
+        # end with '?', so that is a question whose answer field is missing. A TAB inside a
+        # statement (no '?', no yes/no after it) is whitespace, not an answer field.
+        if not content.endswith("?") and (not fields or fields[0].strip().lower() not in YES_NO):
             statement_index[number] = len(statements)
-            statements.append(content)
+            statements.append(" ".join([content, *(f.strip() for f in fields if f.strip())]))
             continue
         answer = fields[0].strip() if fields else ""
         if not answer:

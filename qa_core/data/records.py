@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import DataError
-from ..fsutil import atomic_write
+from ..fsutil import NotAFile, atomic_write, read_bytes_bounded
 from .nouns import count_nouns
 
 ANSWER_WORDS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
@@ -32,6 +32,10 @@ MAX_LINE_BYTES = 1 << 20
 FIELDS = ("id", "story", "question", "answer", "category", "noun_count", "support")
 #: Where one sentence of a story ends: ``.``, ``!`` or ``?`` followed by space or the end.
 _SENTENCE_END = re.compile(r"[.!?](?:\s+|$)")
+#: A data file larger than this is refused before it is read (the whole text is held in memory).
+MAX_FILE_BYTES = 2 << 30
+#: noun_count is encoded as int32.
+MAX_NOUN_COUNT = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +122,11 @@ def example_from_dict(obj: Any, where: str, problems: list[str]) -> Example | No
         problems.append(f"{where}: category: expected a non-empty string, got {category!r}")
     noun_count = obj.get("noun_count")
     if noun_count is not None and (
-        isinstance(noun_count, bool) or not isinstance(noun_count, int) or noun_count < 0
+        isinstance(noun_count, bool) or not isinstance(noun_count, int) or not 0 <= noun_count <= MAX_NOUN_COUNT
     ):
-        problems.append(f"{where}: noun_count: expected a non-negative integer, got {noun_count!r}")
+        too_big = isinstance(noun_count, int) and not isinstance(noun_count, bool) and noun_count > MAX_NOUN_COUNT
+        limit = f" up to {MAX_NOUN_COUNT}" if too_big else ""
+        problems.append(f"{where}: noun_count: expected a non-negative integer{limit}, got {noun_count!r}")
     support = obj.get("support")
     if support is not None and isinstance(obj.get("story"), str):
         try:
@@ -166,8 +172,8 @@ def parse_jsonl(text: str, path: Path) -> list[Example]:
     problems: list[str] = []
     examples: list[Example] = []
     # split("\n"), not splitlines(): U+2028, U+2029 and U+0085 are valid raw inside a JSON string.
-    for number, line in enumerate(text.split("\n"), start=1):
-        line = line.removesuffix("\r")
+    # A raw CR cannot be inside a JSON string, so CRLF and CR-only endings are line ends.
+    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
@@ -177,7 +183,8 @@ def parse_jsonl(text: str, path: Path) -> list[Example]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            problems.append(f"{where}: json: {exc.msg} at column {exc.colno}")
+            # some of json's messages end in "at" already ("Unterminated string starting at")
+            problems.append(f"{where}: json: {exc.msg}{'' if exc.msg.endswith(' at') else ' at'} column {exc.colno}")
             continue
         example = example_from_dict(obj, where, problems)
         if example is not None:
@@ -206,12 +213,10 @@ def check_unique_ids(examples: Iterable[Example], path: Path, problems: list[str
 
 
 def _read_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise DataError([f"{path}: file: not found"])
-    if path.is_dir():
-        raise DataError([f"{path}: file: is a directory, expected a file"])
     try:
-        return path.read_bytes()
+        return read_bytes_bounded(path, MAX_FILE_BYTES)
+    except NotAFile as exc:
+        raise DataError([f"{path}: file: {exc.reason}"]) from None
     except OSError as exc:
         raise DataError([f"{path}: file: cannot read ({exc.strerror})"]) from None
 

@@ -34,6 +34,7 @@ so the UI does not show it running forever.
 from __future__ import annotations
 
 import contextlib
+import errno
 import getpass
 import json
 import logging
@@ -85,6 +86,9 @@ def import_mlflow(verbose: bool = False) -> Any:
         for name in MLFLOW_LOGGERS:
             logger = logging.getLogger(name)
             logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+        # It logs every database error with its whole traceback (89 lines for a read-only store)
+        # and then raises it anyway: the raised error is what qa reports, in one line.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     return mlflow
 
 
@@ -116,6 +120,18 @@ def unreachable_reason(exc: BaseException) -> str | None:
     return text or type(inner).__name__
 
 
+def read_only_reason(exc: BaseException) -> str | None:
+    """The reason when ``exc`` means the store cannot be written (a read-only database file or
+    mount, no permission), else None."""
+    for error in _exception_chain(exc):
+        text = (str(error).splitlines() or [""])[0]
+        if isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return error.strerror or text
+        if "readonly database" in text or "read-only" in text.lower():
+            return text.removeprefix("(sqlite3.OperationalError) ")
+    return None
+
+
 class MlflowSession(TrackerSession):
     """The per-run state of the mlflow tracker; see the module docstring."""
 
@@ -143,6 +159,10 @@ class MlflowSession(TrackerSession):
         if unreachable is not None:
             self._unreachable = True
             return f"cannot reach {self.settings.shown_uri} ({unreachable})"
+        read_only = read_only_reason(exc)
+        if read_only is not None:
+            self._unreachable = True  # nothing can be written there, not even the FAILED mark
+            return f"the store {self.settings.shown_uri} is read-only ({read_only}); choose a writable one with --logger-param {NAME}.tracking_uri=..."
         return one_line(exc)
 
     def abort(self, reason: str) -> None:

@@ -297,3 +297,30 @@ def test_a_resumed_run_continues_its_mlflow_run(cli_run: SimpleNamespace, tiny_d
     assert run.data.params["epochs"] == "1"
     assert run.data.tags["resume/params/epochs"] == "3"
     assert run.data.metrics["best/epoch"] == local.summary["values"]["best/epoch"]
+
+
+def test_a_read_only_store_is_one_line_that_says_read_only(cli_run: SimpleNamespace, helpers: SimpleNamespace, tiny_data: Path, tmp_path: Path) -> None:
+    """The store on a read-only mount (a real one: root ignores file modes): no traceback from
+    MLflow's own logger, and qa's warning says what is wrong with the store."""
+    import shutil
+    import subprocess
+
+    mount_point = tmp_path / "ro"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount_point)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    try:
+        shutil.copytree(cli_run.runs_dir / "_mlflow", mount_point / "_mlflow")
+        subprocess.run(["mount", "-o", "remount,ro", str(mount_point)], check=True)
+        uri = f"sqlite:///{mount_point / '_mlflow' / 'mlflow.db'}"
+        result = helpers.run_qa(
+            "run", "--plugin", "bow", "--data", str(tiny_data), "--epochs", "1", "--no-progress",
+            "--runs-dir", str(tmp_path / "runs"), "--logger", "mlflow", "--logger-param", f"mlflow.tracking_uri={uri}",
+        )  # fmt: skip
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    assert result.code == 0, result.err  # training is not the tracker's to stop
+    assert "Traceback" not in result.err and "SQLAlchemy" not in result.err, result.err
+    (warning,) = [line for line in result.err.splitlines() if "mlflow" in line]
+    assert f"the store {uri} is read-only (attempt to write a readonly database)" in warning, warning
