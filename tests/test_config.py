@@ -52,5 +52,5 @@ def test_a_bad_config_file_is_one_line_and_nothing_is_written(qa, tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('plugin = "bow"\nbatch_size = 0\n')
     result = qa("run", "--config", str(path), "--runs-dir", str(tmp_path / "runs"))
-    assert result.code == 2 and result.err.strip() == "error: --batch-size: expected a positive integer, got 0"
+    assert result.code == 2 and result.err.strip() == f"error: {path}: batch_size: expected a positive integer, got 0"  # the file and key, not the option
     assert not (tmp_path / "runs").exists()
