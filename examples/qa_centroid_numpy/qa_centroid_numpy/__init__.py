@@ -1,0 +1,1 @@
+"""qa model plugin: nearest centroid on word presence (numpy). See :mod:`.plugin`."""
