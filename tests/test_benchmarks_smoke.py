@@ -104,3 +104,12 @@ def test_time_to_accuracy_stops_at_the_epoch_cap_and_reports_unreached_levels_as
             assert result.figures[key] is None and len(curve) == 3
         else:
             assert result.figures[key] == pytest.approx(first["seconds"], abs=0.01)
+
+
+def test_data_audit_benchmark_reports_fresh_and_old_shortcuts():
+    from benchmarks import data_audit
+
+    result = data_audit.run(quick=True, per_cell=60)
+    assert set(result.figures) == {"fresh_shortcuts", "fresh_max_abs_deviation", "old_generator_shortcuts"}
+    assert result.figures["old_generator_shortcuts"] >= 1 and result.target_met("old_generator_shortcuts")
+    assert result.details["per_cell"] == 60 and len(result.details["fresh"]) == 9 * 7

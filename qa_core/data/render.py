@@ -32,16 +32,17 @@ def _pick(words: Sequence[str], rand: Callable[[], float]) -> str:
 
 def clause(event: Event, rand: Callable[[], float]) -> str:
     """The predicate of one event ("went to the kitchen"), its verb drawn at random."""
+    # Called once per event: the synonym draws are written out (no helper call per draw).
     kind = type(event)
     if kind is Move:
-        return _pick(MOVE_VERBS, rand) + event.place
+        return MOVE_VERBS[int(rand() * len(MOVE_VERBS))] + event.place
     if kind is Take:
-        return _pick(TAKE_VERBS, rand) + event.thing
+        return TAKE_VERBS[int(rand() * len(TAKE_VERBS))] + event.thing
     if kind is Drop:
-        return _pick(DROP_VERBS, rand) + event.thing
+        return DROP_VERBS[int(rand() * len(DROP_VERBS))] + event.thing
     if kind is Give:
-        return _pick(GIVE_VERBS, rand) + event.thing + " to " + event.receiver
-    return _pick(PUT_VERBS, rand) + event.thing + _pick(INTO, rand) + event.container
+        return GIVE_VERBS[int(rand() * len(GIVE_VERBS))] + event.thing + " to " + event.receiver
+    return PUT_VERBS[int(rand() * len(PUT_VERBS))] + event.thing + INTO[int(rand() * len(INTO))] + event.container
 
 
 def it_clause(event: Event, rand: Callable[[], float]) -> str:
@@ -73,6 +74,15 @@ def render(events: Sequence[Event], clauses: int, rand: Callable[[], float]) -> 
     texts = [clause(event, rand) for event in events]
     if clauses == 1:
         return " ".join([event.actor + " " + text + "." for event, text in zip(events, texts)])
+    if clauses == 2:  # the dense fast path: "A and B.", B's subject elided when it repeats
+        sentences = []
+        for i in range(0, len(events) - 1, 2):
+            first, second = events[i].actor, events[i + 1].actor
+            then = texts[i + 1] if second == first else second + " " + texts[i + 1]
+            sentences.append(first + " " + texts[i] + " and " + then + ".")
+        if len(events) % 2:
+            sentences.append(events[-1].actor + " " + texts[-1] + ".")
+        return " ".join(sentences)
     sentences = []
     for start in range(0, len(events), clauses):
         group = events[start : start + clauses]
@@ -80,7 +90,7 @@ def render(events: Sequence[Event], clauses: int, rand: Callable[[], float]) -> 
         last = _named(group[0])
         for offset in range(1, len(group)):
             event, text = group[offset], texts[start + offset]
-            if clauses >= 3 and _refers(event, last):
+            if _refers(event, last):
                 text = it_clause(event, rand)
             if event.actor != group[offset - 1].actor:
                 text = event.actor + " " + text
