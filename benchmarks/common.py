@@ -192,11 +192,17 @@ class Prepared:
 
 def prepare(plugin: Any, given: Mapping[str, str], train: int, val: int, max_len: int | None = None) -> Prepared:
     """Params from ``given``, the generated splits encoded at ``max_len`` (default: the plugin's
-    own ``max_len`` param, else 96), and a seed-0 ``ModelSpec``: the inputs ``qa run`` builds."""
+    own ``max_len`` param; 0 or none covers the data, as ``qa run`` resolves it), and a seed-0
+    ``ModelSpec``: the inputs ``qa run`` builds."""
     from qa_core import ModelSpec
+    from qa_core.data.tokenizer import sequence_lengths
 
     params = plugin.resolve_params(given)
-    max_len = max_len or int(params.get("max_len", 96))
+    max_len = max_len or int(params.get("max_len") or 0)
+    if not max_len:
+        max_len = max(int(sequence_lengths(examples).max()) for examples in generated(train, val).values())
+    if "max_len" in params:
+        params = {**params, "max_len": max_len}
     vocab, splits = encoded(train, val, max_len)
     spec = ModelSpec(plugin.name, params, len(vocab), max_len, seed=0, vocab_hash=vocab.sha256)
     return Prepared(params, vocab, splits, spec)

@@ -58,3 +58,45 @@ def test_length_fixed_across_noun_counts_and_varied_at_one():
     assert set(by_length) == {"9-16", "17-32"} and all(g.count == 30 for g in by_length.values())
     assert [r["length"] for r in group_rows(report) if r["level"] == "length"] == ["9-16", "17-32"]
     assert LENGTH_BUCKETS.index("9-16") < LENGTH_BUCKETS.index("17-32")
+
+
+def test_a_run_with_a_short_window_says_what_it_cost_everywhere(qa, tiny_data, tmp_path):
+    """Console, config.json, eval/groups.csv, qa compare and qa report all name the records that
+    lost a supporting sentence, per cell, and the counts match a by-hand reference."""
+    import csv
+    import json
+
+    from qa_core.data.records import read_jsonl
+    from qa_core.data.tokenizer import tokenize
+
+    runs = tmp_path / "runs"
+    result = qa("run", "--plugin", "bow", "--data", str(tiny_data), "--epochs", "1", "--max-len", "60", "--runs-dir", str(runs), "--no-progress")
+    assert result.code == 0, result.err
+    (run_dir,) = [p for p in runs.iterdir() if not p.name.startswith("_")]
+
+    def lost(e):
+        story = tokenize(e.story)
+        cut = len(story) + 1 + len(tokenize(e.question)) - 60
+        starts = [0] + [i + 1 for i, t in enumerate(story) if t == "."]
+        return cut > 0 and starts[e.support[0]] < cut
+
+    test = read_jsonl(tiny_data / "test.jsonl")
+    expected = {}
+    for e in test:
+        if lost(e):
+            expected[f"{e.category}/{e.noun_count}"] = expected.get(f"{e.category}/{e.noun_count}", 0) + 1
+    assert expected
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["max_len"] == 60 and config["lost_support"]["test"] == expected
+    assert f"{sum(expected.values())} lost a supporting sentence" in result.err
+    rows = {(r["category"], r["noun_count"]): r for r in csv.DictReader((run_dir / "eval" / "groups.csv").open()) if r["level"] == "cell"}
+    assert {f"{c}/{n}": int(r["lost"]) for (c, n), r in rows.items() if int(r["lost"])} == expected
+    assert "lost a supporting sentence to max_len, answerable-only accuracy" in result.out
+
+    compared = qa("compare", str(run_dir), str(run_dir))
+    assert compared.code == 0, compared.err
+    assert f"{sum(expected.values())} test records lost a supporting sentence to max_len=60" in compared.out
+    reported = qa("report", str(run_dir), "--out", str(tmp_path / "r.html"))
+    assert reported.code == 0, reported.err
+    page = (tmp_path / "r.html").read_text()
+    assert 'id="truncation"' in page and "Lost to max_len=60" in page

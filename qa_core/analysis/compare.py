@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..metrics import wilson
-from .runs import CellTable, RunRecord
+from .runs import CellTable, RunRecord, lost_support
 from .significance import ALPHA, holm, mcnemar_exact, two_proportion
 
 MARK = "*"
@@ -213,6 +213,13 @@ def compare_runs(paths: Sequence[Path]) -> Comparison:
     for i, run in enumerate(runs, start=1):
         if not run.has_test:
             notes.append(f"#{i}: no test results (status {run.status}); its cells show '-'")
+        lost = lost_support(run)
+        if lost:
+            cells_text = ", ".join(f"{c}/noun_{n} {k}" for (c, n), k in sorted(lost.items(), key=lambda item: -item[1]))
+            notes.append(
+                f"#{i}: {sum(lost.values())} test records lost a supporting sentence to max_len={(getattr(run, 'config', None) or {}).get('max_len')} "
+                f"({cells_text}); those cells' accuracies include records no model could answer (eval/groups.csv: answerable_accuracy)"
+            )
     unpaired = [pair for pair, kind in comparison.pairing.items() if kind != "paired"]
     if unpaired or counts_differ:
         which = ", ".join(f"#{a + 1}/#{b + 1}" for a, b in unpaired)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..fsutil import atomic_write
-from .runs import CellTable, RunRecord, groups_from_values
+from .runs import CellTable, RunRecord, groups_from_values, lost_support
 
 STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 70em; color: #222; padding: 0 1em; }
@@ -202,6 +202,10 @@ def build_report(run: RunRecord, fmt: str = "png", dpi: int = 100) -> tuple[str,
             parts.append(f"<h3>By {title}</h3>")
             parts.append(table(table_id, [title, "accuracy", "count", "loss", "accuracy 95% interval"], rows))
 
+    lost = lost_support(run)
+    if lost:
+        parts.append(_truncation_section(run, lost))
+
     errors = run.eval_json("errors.json")
     if isinstance(errors, dict):
         parts.append("<h2>Errors</h2>")
@@ -238,6 +242,12 @@ def build_report(run: RunRecord, fmt: str = "png", dpi: int = 100) -> tuple[str,
         boundary = probe.get("boundary", {})
         upper = probe.get("boundary_upper_bound", {})
         parts.append(table("probe-boundary", ["category", "boundary (noun count)", "95% upper bound below (noun count)"], [[c, "none" if n is None else n, "none" if upper.get(c) is None else upper[c]] for c, n in boundary.items()]))
+        capped = probe.get("capped_by_truncation") or []
+        if probe.get("lost_to_max_len"):
+            lost_cells = ", ".join(f"{x['category']}/{x.get('noun_count', x.get('length'))} {x['lost']}" for x in probe["lost_to_max_len"])
+            parts.append(f'<p class="note">Scored on answerable records; lost to max_len: {_e(lost_cells)}.'
+                         + (f" Capped by truncation (even a perfect reader of the kept text stays below the threshold): {_e(', '.join(str(x.get('noun_count', x.get('length'))) + ' ' + x['category'] for x in capped))}." if capped else "")
+                         + "</p>")
         probe_plot = run.path / "probe" / "accuracy_by_noun_count.png"
         if probe_plot.is_file():  # drawn by qa probe, with the threshold line
             parts.append(_image("probe_accuracy_by_noun_count.png", probe_plot.read_bytes(), "Probe accuracy by noun count, with the threshold"))
@@ -255,6 +265,31 @@ def build_report(run: RunRecord, fmt: str = "png", dpi: int = 100) -> tuple[str,
     parts.append("</body></html>")
     text = "\n".join(parts) + "\n"
     return text, re.findall(r'<img id="([^"]+)"', text), missing
+
+
+def _truncation_section(run: RunRecord, lost: dict[tuple[str, int], int]) -> str:
+    """The cells where max_len cut supporting sentences: how many, and the accuracy on the rest
+    (eval/groups.csv's answerable columns)."""
+    import csv
+
+    answerable: dict[tuple[str, int], dict[str, str]] = {}
+    groups = run.path / "eval" / "groups.csv"
+    if groups.is_file():
+        for row in csv.DictReader(groups.read_text(encoding="utf-8").splitlines()):
+            if row.get("level") == "cell" and row.get("noun_count", "").isdigit():
+                answerable[(row["category"], int(row["noun_count"]))] = row
+    rows = []
+    for (category, nouns), count in lost.items():
+        row = answerable.get((category, nouns), {})
+        accuracy = row.get("answerable_accuracy") or ""
+        interval = f"[{float(row['answerable_accuracy_low']):.3f}, {float(row['answerable_accuracy_high']):.3f}]" if accuracy else "-"
+        rows.append([category, nouns, count, row.get("answerable_count", "-"), _fmt(float(accuracy)) if accuracy else "-", interval])
+    return (
+        f"<h3>Lost to max_len={_e(run.config.get('max_len'))}</h3>"
+        f'<p class="note">{sum(lost.values())} test records lost a sentence their answer needs (their supporting facts, or any story text '
+        "where records carry none): no model could answer them from what it read. Accuracy on the answerable rest:</p>"
+        + table("truncation", ["category", "noun count", "lost", "answerable", "answerable accuracy", "95% interval"], rows, text_columns=1)
+    )
 
 
 def _probe_json(run: RunRecord) -> dict[str, Any] | None:

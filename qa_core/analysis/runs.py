@@ -273,3 +273,16 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: unreadable ({exc})") from None
+
+
+def lost_support(run: "RunRecord", split: str = "test") -> dict[tuple[str, int], int]:
+    """Per (category, noun count), the ``split`` records whose supporting sentence the run's
+    max_len cut (config.json ``lost_support``; empty when nothing was cut)."""
+    config = getattr(run, "config", None) or {}  # a seed group has no config of its own
+    cells = ((config.get("lost_support") or {}).get(split)) or {}
+    out: dict[tuple[str, int], int] = {}
+    for key, count in cells.items():
+        category, _, nouns = str(key).rpartition("/")
+        if nouns.isdigit():
+            out[(category, int(nouns))] = int(count)
+    return out
