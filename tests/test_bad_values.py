@@ -286,7 +286,7 @@ def test_a_resume_sweeps_up_the_orphan_meta_of_an_interrupted_deletion(qa, tiny_
 
 
 def test_plugin_trace_never_prints_a_uri_password(qa, plugin_site, tiny_data, tmp_path):
-    plugin_site.add("qa-uritracker", "0.1", "uritracker", URI_TRACKER)
+    plugin_site.add("qa-uritracker", "0.1", "uri_tracker", module="uritracker")
     result = qa(
         "run", "--plugin", "bow", "--data", str(tiny_data), "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--no-progress",
         "--logger", "uritracker", "--logger-param", "uritracker.uri=https://me:hunter2@example.invalid/store",
@@ -297,43 +297,15 @@ def test_plugin_trace_never_prints_a_uri_password(qa, plugin_site, tiny_data, tm
     assert "hunter2" not in result.err + result.out
 
 
-URI_TRACKER = """
-from qa_core import Param, PluginInfo, hookimpl
-
-@hookimpl
-def qa_describe():
-    return PluginInfo(kind="tracker", description="takes a store URI", threaded=False,
-                      params=(Param("uri", str, "", "the store"),))
-
-@hookimpl
-def qa_log_run_start(run):
-    pass
-"""
 
 
-# bow whose qa_evaluate returns what a broken plugin might: too few, NaN, or scores outside [0, 1]
-BROKEN_EVALUATE = """
-import numpy as np
-from qa_core import hookimpl
-import qa_bow_numpy.plugin as bow
-
-qa_describe = hookimpl(bow.qa_describe)
-qa_build = hookimpl(bow.qa_build)
-qa_train_step = hookimpl(bow.qa_train_step)
-qa_save_checkpoint = hookimpl(bow.qa_save_checkpoint)
-qa_load_checkpoint = hookimpl(bow.qa_load_checkpoint)
-
-@hookimpl
-def qa_evaluate(model, data, batch_size):
-    probs = bow.qa_evaluate(model, data, batch_size)
-    return {{"logits": probs * 4 - 2, "short": probs[:-1], "nan": np.full_like(probs, np.nan)}}[{kind!r}]
-"""
 
 
 @pytest.mark.parametrize("kind, message", [("logits", r"values outside \[0, 1\]"), ("short", r"returned 89 probabilities for 90 records"), ("nan", r"NaN or infinite")])
 def test_qa_evaluate_output_is_checked_in_training_and_in_qa_evaluate_alike(kind, message, qa, plugin_site, tiny_data, run_dir, tmp_path):
-    plugin_site.add("qa-badeval", "0.1", "badeval", BROKEN_EVALUATE.format(kind=kind))
-    result = qa("run", "--plugin", "badeval", "--data", str(tiny_data), "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--no-progress", env=plugin_site.env)
+    plugin_site.add("qa-badeval", "0.1", "bad_evaluate", module="badeval")
+    env = {**plugin_site.env, "QA_TEST_BAD_EVALUATE": kind}
+    result = qa("run", "--plugin", "badeval", "--data", str(tiny_data), "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--no-progress", env=env)
     assert result.code == 1 and re.search(rf"plugin 'badeval' failed in qa_evaluate: ValueError: .*{message}", result.err), result.err
     # qa evaluate of a bow checkpoint through the broken plugin: the same check, not a silent score
     meta_file = run_dir / "checkpoints" / "best.meta.json"
@@ -344,5 +316,5 @@ def test_qa_evaluate_output_is_checked_in_training_and_in_qa_evaluate_alike(kind
     (copy / "best.npz").write_bytes((run_dir / "checkpoints" / "best.npz").read_bytes())
     (copy / "best.meta.json").write_text(json.dumps(meta))
     (copy / "vocab.json").write_bytes((run_dir / "vocab.json").read_bytes())
-    result = qa("evaluate", str(copy / "best.npz"), "--data", str(tiny_data / "test.jsonl"), env=plugin_site.env)
+    result = qa("evaluate", str(copy / "best.npz"), "--data", str(tiny_data / "test.jsonl"), env=env)
     assert result.code == 1 and re.search(rf"plugin 'badeval' failed in qa_evaluate: ValueError: .*{message}", result.err), result.err
