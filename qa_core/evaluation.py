@@ -128,7 +128,9 @@ def write_eval(
         directory.mkdir(parents=True, exist_ok=True)
         for name, text in contents.items():
             written.append(atomic_write(directory / name, text))
-        written += write_predictions(directory, examples, probs, report.threshold)
+        # every record axis beyond category and noun count becomes a column (length bucket, ...)
+        extra = {name: report.record_labels(name) for name in report.record_axes if name not in ("category", "noun_count")}
+        written += write_predictions(directory, examples, probs, report.threshold, extra)
     except OSError as exc:
         if lost is None:
             raise

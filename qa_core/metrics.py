@@ -195,6 +195,14 @@ class MetricsReport:
     labels: tuple[tuple[Any, ...] | None, ...] = ()
     #: Every axis's own breakdown: ``{"category": {...}, "noun_count": {...}, "length": {...}}``.
     by_axis: dict[str, dict[Any, GroupMetrics]] = field(default_factory=dict)
+    #: The per-record axes scored (references to the caller's arrays, not copies).
+    record_axes: dict[str, Axis] = field(default_factory=dict, repr=False)
+
+    def record_labels(self, name: str) -> list[Any]:
+        """Each record's label on axis ``name`` (its code, or the code's label)."""
+        axis = self.record_axes[name]
+        codes = axis.codes.tolist()
+        return codes if axis.labels is None else [axis.labels[c] for c in codes]
 
     @property
     def accuracy(self) -> float:
@@ -375,7 +383,7 @@ def compute(
     by_group = grouped[len(names) + 1] if len(grouped) > len(names) + 1 else {}
     return MetricsReport(
         overall, by_axis.get("category", {}), by_axis.get("noun_count", {}), by_group, threshold, wrong,
-        hist, loss_cells, names, code_labels, by_axis,
+        hist, loss_cells, names, code_labels, by_axis, all_axes,
     )
 
 

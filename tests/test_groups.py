@@ -53,6 +53,9 @@ def test_report_plot_and_compare_take_a_group(qa, group, tmp_path):
     assert report.code == 0, report.err
     page = (tmp_path / "group.html").read_text()
     assert "seeds" in page and "0, 1, 2" in page
+    members = json.loads((directory / "group.json").read_text())["members"]
+    seeds_table = page[page.index('<table id="seeds">'):].split("</table>")[0]
+    assert all(m["run_id"] in seeds_table for m in members) and "A group of seeds" in page
     assert qa("plot", str(directory), "--out", str(tmp_path / "plots")).code == 0
     assert (tmp_path / "plots" / "cell_heatmap.png").is_file()
 

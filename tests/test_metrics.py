@@ -183,3 +183,24 @@ def test_a_bad_axis_is_refused_with_its_name():
         metrics.compute(np.zeros(2), np.zeros(2), np.zeros(2, int), np.zeros(2, int), CATS, axes={"length": (np.array([0, 2]), ("a", "b"))})
     with pytest.raises(ValueError, match="'length'.*codes for"):
         metrics.compute(np.zeros(2), np.zeros(2), np.zeros(2, int), np.zeros(2, int), CATS, axes={"length": np.array([0])})
+
+
+def test_every_extra_axis_is_a_column_of_the_kept_predictions(tmp_path):
+    import json
+
+    from qa_core.data.records import Example
+    from qa_core.evaluation import write_eval
+    from qa_core.predictions import read_predictions
+
+    examples = [Example(f"r{i}", f"story {i}", "q?", i % 2 == 0, CATS[i % 3], 8) for i in range(6)]
+    labels = np.array([e.answer for e in examples], np.float32)
+    probs = np.array([0.9, 0.8, 0.2, 0.1, 0.6, 0.4], np.float32)
+    length = metrics.Axis(np.array([0, 1, 1, 0, 1, 0]), ("short", "long"))
+    report = metrics.compute(labels, probs, np.arange(6) % 3, np.full(6, 8), CATS, axes={"length": length})
+    write_eval(tmp_path, report, examples, probs)
+    rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert [r["length"] for r in rows] == ["short", "long", "long", "short", "long", "short"]
+    kept = read_predictions(tmp_path)
+    assert kept.correct.tolist() == ((probs >= 0.5) == (labels >= 0.5)).tolist()
+    assert kept.extra["length"].tolist() == [r["length"] for r in rows]
+    assert json.loads((tmp_path / "metrics.json").read_text())["by_length"]["long"]["count"] == 3

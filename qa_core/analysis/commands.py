@@ -29,7 +29,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
     @app.command("plot")
     @cli_errors
     def plot(
-        run_dir: Path = typer.Argument(..., help="A run directory made by `qa run`."),
+        run_dir: Path = typer.Argument(..., help="A run directory made by `qa run` (or a seed group, `qa run --seeds`)."),
         out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="Directory for the figure files [default: RUN_DIR/eval]."),
         fmt: str = typer.Option("png", "--format", metavar="png|pdf|svg", help="File format: png, or pdf / svg (vector, for papers)."),
         dpi: int = typer.Option(100, "--dpi", metavar="N", help="Pixels per inch of PNG files (and of raster parts of PDF/SVG)."),
@@ -38,12 +38,12 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         """Training curves and test plots of a run as PNG, PDF or SVG files (needs matplotlib)."""
         from ..config import check_output_dir
         from . import plots
-        from .runs import RunRecord
+        from .groups import load_run_or_group
 
         plots.check_format(fmt, dpi)
         if out is not None:
             check_output_dir("--out", out)
-        run = RunRecord.load(run_dir)
+        run = load_run_or_group(run_dir)
         figures = plots.run_figures(run)  # PlottingUnavailable is a QAError: one line, exit 2
         if not figures:
             raise ConfigError(f"{run_dir}: nothing to plot yet (no finished epoch and no test results)")
@@ -139,13 +139,13 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
     @app.command("compare")
     @cli_errors
     def compare(
-        run_dirs: List[Path] = typer.Argument(..., help="Two or more run directories."),
+        run_dirs: List[Path] = typer.Argument(..., help="Two or more run directories (or seed groups, `qa run --seeds`)."),
         plot: bool = typer.Option(False, "--plot", help="Also save a grouped bar chart (compare.png) with the numbers (compare.csv, compare.json)."),
         out: Optional[Path] = typer.Option(None, "--out", help="Directory for compare.png/.csv/.json [default: the current directory, with --plot]."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
         traceback: bool = TracebackOption,
     ) -> None:
-        """Runs side by side: overall and per-cell accuracy, best epoch, time, framework; better run marked."""
+        """Runs side by side: accuracy with 95% intervals overall and per cell, best epoch, time; a run marked only where a paired (McNemar, Holm-corrected) test says it is better."""
         from .compare import compare_runs, dumps, format_table, write_outputs
 
         comparison = compare_runs(run_dirs)

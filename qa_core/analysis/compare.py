@@ -117,7 +117,12 @@ class Comparison:
                     count[r, g], correct[r, g] = n, a * n
         with np.errstate(invalid="ignore", divide="ignore"):
             accuracy = np.where(count > 0, correct / count, np.nan)
-        low, high = wilson(np.nan_to_num(correct), count)
+        low, high = wilson(np.round(np.nan_to_num(correct)), count)
+        for r, run in enumerate(self.runs):  # stored bounds win: a group's are across seeds
+            for g, name in enumerate(["metrics/test"] + [f"test/by_group/{c}/noun_{n}" for c, n in self.cells]):
+                stored = run.values.get(f"{name}/accuracy_low"), run.values.get(f"{name}/accuracy_high")
+                if all(_has(v) for v in stored):
+                    low[r, g], high[r, g] = stored
         return groups, accuracy, np.where(count > 0, np.stack([low, high]), np.nan)
 
     def to_json(self) -> dict[str, Any]:

@@ -180,6 +180,7 @@ def build_report(run: RunRecord, fmt: str = "png", dpi: int = 100) -> tuple[str,
     parts += run_flags(run)
     parts += hyperparameters_section(run)
 
+    parts.extend(_members(run))
     parts.append("<h2>Test results</h2>")
     if overall:
         intervals = [_interval(values, f"metrics/test/{k}") for k in ("accuracy", "precision", "recall")]
@@ -292,6 +293,18 @@ def _truncation_section(run: RunRecord, lost: dict[tuple[str, int], int]) -> str
     )
 
 
+def _members(run: RunRecord) -> list[str]:
+    """A seed group's member runs, one row each (nothing for a single run)."""
+    members = getattr(run, "members", None)
+    if not members:
+        return []
+    rows = [
+        [seed, member.run_id, member.status, _fmt(member.values.get("metrics/test/accuracy")), _interval(member.values, "metrics/test/accuracy")]
+        for seed, member in members
+    ]
+    return ["<h2>Seeds</h2>", table("seeds", ["seed", "run", "status", "test accuracy", "95% interval"], rows, text_columns=3)]
+
+
 def _probe_json(run: RunRecord) -> dict[str, Any] | None:
     path = run.path / "probe" / "probe.json"
     if not path.is_file():
@@ -305,10 +318,11 @@ def _probe_json(run: RunRecord) -> dict[str, Any] | None:
 
 def write_report(run_dir: Path, out: Path | None = None, fmt: str = "png", dpi: int = 100) -> tuple[Path, list[str], str | None]:
     """Write the report (default RUN_DIR/report.html). Returns (path, image ids, plot note)."""
+    from .groups import load_run_or_group
     from .plots import check_format
 
     check_format(fmt, dpi, allowed=REPORT_FORMATS)
-    run = RunRecord.load(run_dir)
+    run = load_run_or_group(run_dir)
     text, image_ids, missing = build_report(run, fmt, dpi)
     out = out or run.path / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
