@@ -134,3 +134,17 @@ def test_compare_json_keeps_every_test(tmp_path):
     data = json.loads(json.dumps(comparison.to_json()))
     cell = next(r for r in data["rows"] if r["name"] == "dense/noun_30")
     assert cell["tests"][0]["method"] == "mcnemar" and cell["tests"][0]["p_holm"] == 1.0 and cell["better"] == []
+
+
+def test_three_runs_mark_every_run_that_wins_a_test_and_loses_none(tmp_path):
+    examples = records(40)
+    best = np.ones(len(examples), dtype=bool)
+    worse = best.copy()
+    worse[40:80] = np.arange(40) % 2 == 0  # simple/noun_30: 20 wrong
+    paths = [write_run(tmp_path / name, examples, right) for name, right in (("a", best), ("b", worse), ("c", best))]
+    comparison = compare_runs(paths)
+    row = next(r for r in comparison.rows if r.name == "simple/noun_30")
+    assert len(row.tests) == 3 and set(comparison.pairing) == {(0, 1), (0, 2), (1, 2)}
+    assert row.best == [0, 2]  # both beat #2; #1 and #3 are the same
+    assert "#1>#2" in row.verdict() and "#3>#2" in row.verdict()
+    assert next(r for r in comparison.rows if r.name == "dense/noun_8").best == []

@@ -8,8 +8,9 @@ on the same test set line up cell by cell. Every accuracy is shown with its Wils
 ``records_sha256`` in eval/predictions.json), their predictions pair by record id and each cell,
 and the overall accuracy, get an exact McNemar test; otherwise a pooled two-proportion z-test on
 the counts, with a note saying the test sets differ. The cell tests are one family per pair of
-runs, Holm-corrected; ``*`` marks a run only where it beats every other run with a corrected
-p-value below 0.05, and a row without a significant difference marks none. Groups of seeds
+runs, Holm-corrected; ``*`` marks a run only where it significantly beats (corrected p < 0.05)
+another run and is significantly worse than none; a row without a significant difference marks
+none. Groups of seeds
 (:mod:`qa_core.analysis.groups`) compare seed by seed: the discordant records of every seed both
 groups ran are pooled into one McNemar test per cell. Loss and F1 carry no test, so no mark.
 """
@@ -66,13 +67,14 @@ class Row:
 
     @property
     def best(self) -> list[int]:
-        """Indices of the runs marked better: each beats every other run with a value in this row
-        significantly (Holm-corrected p < 0.05). Empty when nothing is significant."""
-        present = [i for i, v in enumerate(self.values) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
-        if self.higher_is_better is None or len(present) < 2 or not self.tests:
+        """Indices of the runs marked better: each significantly beats (Holm-corrected p < 0.05)
+        at least one other run in this row and is significantly worse than none. With two runs:
+        the winner of a significant test. Empty when nothing is significant."""
+        if self.higher_is_better is None or not self.tests:
             return []
         beats = {(t.a, t.b) if t.difference > 0 else (t.b, t.a) for t in self.tests if t.significant}
-        return [i for i in present if all((i, j) in beats for j in present if j != i)]
+        winners, losers = {w for w, _ in beats}, {l for _, l in beats}
+        return sorted(winners - losers)
 
     def verdict(self) -> str:
         """What the tests say, in words (empty for rows without tests)."""
@@ -355,7 +357,7 @@ def format_table(comparison: Comparison) -> str:
     how = " and ".join(
         {"paired": "exact McNemar on the paired predictions", "unpaired": "two-proportion z-test (test sets differ)"}[m] for m in sorted(methods)
     )
-    lines.append(f"{MARK} significantly better than every other run in that row: {how or 'no test'}; cells Holm-corrected, p < {ALPHA:g}")
+    lines.append(f"{MARK} significantly better than another run in that row, worse than none: {how or 'no test'}; cells Holm-corrected, p < {ALPHA:g}")
     groups = any(getattr(run, "members", None) for run in comparison.runs)
     lines.append("intervals: Wilson 95%" + ("; a group's: the wider of the across-seed t interval and Wilson's" if groups else ""))
     lines.extend(f"note: {note}" for note in comparison.notes)
