@@ -62,10 +62,10 @@ class TestTrainingKit(TrainingKitContract):
         np.testing.assert_allclose(kit_plugin.evaluate(accumulated, val, 32), kit_plugin.evaluate(whole, val, 32), rtol=0, atol=1e-5)
 
     def test_grad_norm_is_the_mean_pre_clip_norm_of_the_steps_since_the_last_report(self, kit_plugin, kit_data):
-        model = kit_plugin.build(self.spec(kit_plugin, kit_data, 1, grad_clip=0.5))
+        model = kit_plugin.build(self.spec(kit_plugin, kit_data, 1, grad_clip=0.001))
         norms = []
         for batch in list(kit_data.splits["train"].batches(16))[:3]:
             kit_plugin.train_step(model, batch)
             norms.append(float(model.norm_sum) - sum(norms))  # summed on the device, step by step
         values = kit_plugin.model_metrics(model)
-        assert values["grad_norm"] == pytest.approx(np.mean(norms)) and values["grad_norm"] > 0.5  # before clipping
+        assert values["grad_norm"] == pytest.approx(np.mean(norms)) and values["grad_norm"] > 0.001  # before clipping
