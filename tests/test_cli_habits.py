@@ -113,3 +113,15 @@ def test_qa_runs_filters(runs_dir: Path, qa) -> None:
     assert len(ids("--plugin", "bow")) == 2
     missing = qa("runs", "--runs-dir", str(runs_dir / "nope"))
     assert missing.code == 2 and missing.err.strip() == f"error: --runs-dir {runs_dir / 'nope'}: no such directory"
+
+
+def test_a_killed_run_is_listed_as_died_with_its_logged_epochs(tiny_data: Path, tmp_path: Path, plugin_site, qa) -> None:
+    import signal
+
+    plugin_site.add("qa-killedbow", "0.1", "killed_bow", module="killedbow")
+    runs = tmp_path / "runs"
+    killed = qa("run", "--plugin", "killedbow", "--data", str(tiny_data), "--epochs", "4", "--no-progress", "--runs-dir", str(runs), env=plugin_site.env)
+    assert killed.code == -signal.SIGKILL, killed.err
+    (row,) = json.loads(qa("runs", "--runs-dir", str(runs), "--json").out)
+    assert (row["status"], row["epochs_run"], row["epochs"]) == ("died", 3, 4)  # summary.json still says running
+    assert [r["run_id"] for r in json.loads(qa("runs", "--runs-dir", str(runs), "--status", "died", "--json").out)] == [row["run_id"]]

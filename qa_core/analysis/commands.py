@@ -120,7 +120,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
     def runs(
         runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="The runs directory to list."),
         plugin: Optional[str] = typer.Option(None, "--plugin", "-p", metavar="NAME", help="Only runs of this model plugin."),
-        status: Optional[str] = typer.Option(None, "--status", metavar="STATUS", help="Only runs with this status: finished, interrupted, failed, running."),
+        status: Optional[str] = typer.Option(None, "--status", metavar="STATUS", help="Only runs with this status: finished, interrupted, failed, running, died (killed: resume it)."),
         tag: List[str] = typer.Option([], "--tag", metavar="TAG", help="Only runs with this tag (repeatable: every tag given)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per run) instead of the table."),
         traceback: bool = TracebackOption,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import ConfigError
+from .runs import read_metric_lines
 
 #: The time stamp that starts every run id (``new_run_id``): local time, to the millisecond.
 _ID_STAMP = re.compile(r"^(\d{8})-(\d{6})(\d{3})-")
@@ -63,6 +64,29 @@ def started_at(run_dir: Path, config: dict[str, Any]) -> str | None:
         return None
 
 
+def live_status(run_dir: Path, status: str) -> str:
+    """``running`` as summary.json says, or ``died`` when the run's lock names a process on this
+    host that no longer exists (kill -9, a crash, the OOM killer: the run can be resumed). The
+    lock file is only read, never locked, so listing never gets in a resume's way."""
+    if status != "running":
+        return status
+    import socket
+
+    try:
+        holder = json.loads((run_dir / ".lock").read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return status
+    if not isinstance(holder, dict) or holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return status  # another machine's process, or no holder recorded: cannot tell
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return "died"
+    except OSError:  # it exists (another user's process)
+        pass
+    return status
+
+
 def read_row(run_dir: Path) -> RunRow | None:
     """One run's row; None when the folder is no run directory at all."""
     if not (run_dir / "config.json").is_file():
@@ -80,8 +104,8 @@ def read_row(run_dir: Path) -> RunRow | None:
         path=str(run_dir),
         name=config.get("name"),
         plugin=str(config.get("plugin", "?")),
-        status=str(summary.get("status", "running" if summary == {} else "?")),
-        epochs_run=summary.get("epochs_run"),
+        status=live_status(run_dir, str(summary.get("status", "running" if summary == {} else "?"))),
+        epochs_run=summary.get("epochs_run", len(read_metric_lines(run_dir / "metrics.jsonl"))),
         epochs=config.get("epochs"),
         best_val_accuracy=best.get("accuracy"),
         best_epoch=best.get("epoch"),
