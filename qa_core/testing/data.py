@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..types import EncodedSplit, ModelSpec
 
@@ -17,15 +17,22 @@ TINY_SEED = 3
 TINY_MAX_LEN = 48
 
 
-def write_tiny_data(directory: Path, sizes: Mapping[str, int] = TINY_SIZES, seed: int = TINY_SEED) -> Path:
+def write_tiny_data(
+    directory: Path,
+    sizes: Mapping[str, int] = TINY_SIZES,
+    seed: int = TINY_SEED,
+    noun_counts: Sequence[int] | None = TINY_NOUN_COUNTS,
+) -> Path:
     """Write ``train/val/test.jsonl`` into ``directory`` (made if missing) and return it: a
-    directory ``qa run --data`` takes."""
+    directory ``qa run --data`` takes. ``noun_counts=None``: every noun count the generator
+    makes by default (longer stories, every category x noun-count cell)."""
     from ..data.generator import generate_splits
     from ..data.records import write_jsonl
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for split, examples in generate_splits(dict(sizes), noun_counts=TINY_NOUN_COUNTS, seed=seed).items():
+    cells = {} if noun_counts is None else {"noun_counts": tuple(noun_counts)}
+    for split, examples in generate_splits(dict(sizes), seed=seed, **cells).items():
         write_jsonl(directory / f"{split}.jsonl", examples)
     return directory
 

@@ -86,13 +86,9 @@ def mlflow_lines(text: str) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A few hundred generated records covering every category x noun-count cell."""
-    from qa_core.data.generator import generate_splits
-    from qa_core.data.records import write_jsonl
+    from qa_core.testing import write_tiny_data
 
-    directory = tmp_path_factory.mktemp("data") / "tiny"
-    for split, examples in generate_splits({"train": 270, "val": 90, "test": 90}, seed=3).items():
-        write_jsonl(directory / f"{split}.jsonl", examples)
-    return directory
+    return write_tiny_data(tmp_path_factory.mktemp("data") / "tiny", {"train": 270, "val": 90, "test": 90}, seed=3, noun_counts=None)
 
 
 @pytest.fixture(scope="session")

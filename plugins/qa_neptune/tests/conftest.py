@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from qa_core.config import RunConfig
-from qa_core.data.generator import generate_splits
-from qa_core.data.records import write_jsonl
 from qa_core.plugins import PluginManager, load_plugins
+from qa_core.testing import write_tiny_data
 from qa_core.trainer import RunResult, train
 
 EPOCHS = 2
@@ -97,10 +96,7 @@ def model_names(plugin_manager: PluginManager) -> list[str]:
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("data")
-    for split, examples in generate_splits({"train": 160, "val": 48, "test": 48}, seed=0).items():
-        write_jsonl(directory / f"{split}.jsonl", examples)
-    return directory
+    return write_tiny_data(tmp_path_factory.mktemp("data"), {"train": 160, "val": 48, "test": 48}, seed=0, noun_counts=None)
 
 
 @pytest.fixture(scope="session")
