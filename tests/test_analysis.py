@@ -230,7 +230,11 @@ def test_report_holds_every_table_and_embedded_plot(qa, probed, tiny_data, tmp_p
     assert result.code == 0, result.err
     assert "5 plots embedded" in result.out
     page = read_page(out)
-    assert set(page.tables) == {"summary", "test-overall", "confusion", "cells", "by-category", "by-noun-count", "errors", "top-epochs", "epochs", "probe", "probe-boundary", "config", "hyperparameters", "misclassified"}
+    assert set(page.tables) == {"summary", "test-overall", "confusion", "cells", "by-category", "by-noun-count", "by-length", "errors", "top-epochs", "epochs", "probe", "probe-boundary", "config", "hyperparameters", "misclassified"}
+    lengths = page.tables["by-length"][1:]  # the story-length axis: every test record once, buckets in order
+    assert sum(int(row[2]) for row in lengths) == len(read_jsonl(tiny_data / "test.jsonl"))
+    starts = [int(row[0].split("-")[0]) for row in lengths]
+    assert starts == sorted(starts) and len(starts) >= 2
     # self-contained: no scripts, no stylesheets or images from elsewhere
     assert not page.tags & {"script", "link", "iframe"}
     assert all(src.startswith("data:image/png;base64,") for src in page.images.values())

@@ -198,8 +198,10 @@ def build_report(run: RunRecord, fmt: str = "png", dpi: int = 100) -> tuple[str,
     if not cells.empty:
         parts.append("<h3>Accuracy by category x noun count [95% interval] (sample count)</h3>")
         parts.append(cells_table(cells))
-        for kind, title, table_id in (("category", "category", "by-category"), ("noun_count", "noun count", "by-noun-count")):
+        for kind, title, table_id in (("category", "category", "by-category"), ("noun_count", "noun count", "by-noun-count"), ("length", "story length (sentences)", "by-length")):
             rows = [[key, _fmt(g.get("accuracy")), _fmt(g.get("count")), _fmt(g.get("loss")), _interval(values, f"test/by_{kind}/{key}/accuracy")] for key, g in groups_from_values(values, kind).items()]
+            if not rows and kind == "length":
+                continue  # a run made before the length axis
             parts.append(f"<h3>By {title}</h3>")
             parts.append(table(table_id, [title, "accuracy", "count", "loss", "accuracy 95% interval"], rows))
 

@@ -104,7 +104,7 @@ class CellTable:
         ]
 
 
-_GROUP_NAME = re.compile(r"^(?P<split>[^/]+)/by_(?P<kind>category|noun_count)/(?P<key>.+)/(?P<field>accuracy|count|loss)$")
+_GROUP_NAME = re.compile(r"^(?P<split>[^/]+)/by_(?P<kind>category|noun_count|length)/(?P<key>.+)/(?P<field>accuracy|count|loss)$")
 
 
 def groups_from_values(values: Mapping[str, Any], kind: str, split: str = "test") -> dict[str, dict[str, float]]:
@@ -117,6 +117,8 @@ def groups_from_values(values: Mapping[str, Any], kind: str, split: str = "test"
             groups.setdefault(match["key"], {})[match["field"]] = value
     if kind == "noun_count":
         return dict(sorted(groups.items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0))
+    if kind == "length":  # buckets "1-4", "5-8", ... by their lower bound
+        return dict(sorted(groups.items(), key=lambda item: int(item[0].split("-")[0].rstrip("+")) if item[0][:1].isdigit() else 0))
     return groups
 
 
