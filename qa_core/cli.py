@@ -159,6 +159,8 @@ def run(
     if print_config:
         _print_config(RunConfig(**values))
         return
+    if resume is not None:  # what the run's config.json holds is named by that file and key
+        toml_keys, config_file = {k: k for k in values}, resume / "config.json"
     config = check_config(RunConfig(**values), {k: v for k, v in toml_keys.items() if cli_values.get(k) is None}, config_file)
     from .analysis.groups import parse_seeds, run_group
 

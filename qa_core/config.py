@@ -273,6 +273,12 @@ def check_config(config: RunConfig, from_file: Mapping[str, str], path: str | Pa
         raise
 
 
+def check_stored_values(path: Path, values: dict[str, Any]) -> dict[str, Any]:
+    """The options read back from a run's config.json, each checked for its kind like a TOML
+    value (a ConfigError names the file and key): a hand-edited file never crashes a resume."""
+    return {name: _check_toml_value(path, name, name, value) for name, value in values.items()}
+
+
 def _check_toml_value(path: Path, key: str, name: str, value: Any) -> Any:
     """The value a TOML key holds, checked for its kind; a ConfigError names the file and key."""
     where = f"{path}: {key}"

@@ -318,3 +318,51 @@ def test_qa_evaluate_output_is_checked_in_training_and_in_qa_evaluate_alike(kind
     (copy / "vocab.json").write_bytes((run_dir / "vocab.json").read_bytes())
     result = qa("evaluate", str(copy / "best.npz"), "--data", str(tiny_data / "test.jsonl"), env=env)
     assert result.code == 1 and re.search(rf"plugin 'badeval' failed in qa_evaluate: ValueError: .*{message}", result.err), result.err
+
+
+def _edit_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _edit_metrics(run: Path, change) -> None:
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    change(lines)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+# A hand-edited or damaged run directory: `qa run --resume` says what is wrong, where.
+RESUME_CASES = {
+    "a metric that is a string": (lambda r: _edit_metrics(r, lambda L: L[0].update({"metrics/val/accuracy": "abc"})), r"metrics\.jsonl: epoch 1: metrics/val/accuracy: expected a number, got 'abc'"),
+    "a metric missing": (lambda r: _edit_metrics(r, lambda L: L[0].pop("metrics/val/loss")), r"metrics\.jsonl: epoch 1: metrics/val/loss: expected a number"),
+    "config.json not JSON": (lambda r: (r / "config.json").write_text("not json"), r"config\.json: unreadable config\.json"),
+    "config.json not an object": (lambda r: (r / "config.json").write_text("[1, 2]"), r"config\.json: config\.json is not a JSON object"),
+    "config.json logger_params a string": (lambda r: _edit_json(r / "config.json", lambda c: c.update(logger_params="x")), r"config\.json: logger_params: expected tables of tracker options"),
+    "config.json tags a number": (lambda r: _edit_json(r / "config.json", lambda c: c.update(tags=5)), r"config\.json: tags: expected a list of names"),
+    "config.json batch_size a string": (lambda r: _edit_json(r / "config.json", lambda c: c.update(batch_size="x")), r"config\.json: batch_size: expected a positive integer, got 'x'"),
+    "every meta's epoch edited": (
+        lambda r: [_edit_json(m, lambda d: d.update(epoch="abc")) for m in (r / "checkpoints").glob("*.meta.json")],
+        r"no usable checkpoint \(last\.npz: .*last\.meta\.json: edited after it was written",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(qa, tiny_data, tmp_path_factory) -> Path:
+    runs = tmp_path_factory.mktemp("resume-base")
+    result = qa("run", "--plugin", "bow", "--data", str(tiny_data), "--epochs", "2", "--runs-dir", str(runs), "--no-progress")
+    assert result.code == 0, result.err
+    (found,) = list(runs.iterdir())
+    return found
+
+
+@pytest.mark.parametrize("case", sorted(RESUME_CASES))
+def test_a_damaged_run_directory_is_one_line_on_resume(case, qa, finished_run, tmp_path):
+    import shutil
+
+    run = tmp_path / finished_run.name
+    shutil.copytree(finished_run, run)
+    damage, pattern = RESUME_CASES[case]
+    damage(run)
+    assert_one_clean_line(qa("run", "--resume", str(run), "--epochs", "3", "--no-progress"), pattern)
