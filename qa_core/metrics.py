@@ -17,6 +17,7 @@ Metric *names* are built here too, by :func:`metric_names` and friends, and ever
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -185,8 +186,6 @@ class MetricsReport:
     by_noun_count: dict[int, GroupMetrics]
     by_group: dict[tuple[str, int], GroupMetrics]
     threshold: float
-    #: Row indices (into the scored split) whose prediction is wrong, in stored order.
-    misclassified: np.ndarray
     #: The joint histogram: int64 [*axis sizes, 4], and the loss summed per joint cell.
     hist: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64), repr=False)
     loss_sums: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
@@ -197,6 +196,17 @@ class MetricsReport:
     by_axis: dict[str, dict[Any, GroupMetrics]] = field(default_factory=dict)
     #: The per-record axes scored (references to the caller's arrays, not copies).
     record_axes: dict[str, Axis] = field(default_factory=dict, repr=False)
+    #: The scored labels and probabilities (references, not copies), for :attr:`misclassified`.
+    scored: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: (np.zeros(0), np.zeros(0)), repr=False)
+
+    @cached_property
+    def misclassified(self) -> np.ndarray:
+        """Row indices (into the scored split) whose prediction is wrong, in stored order.
+
+        Found on first use, not while scoring: only the eval files need them, and the search is
+        ~10% of scoring 1M predictions (every epoch's validation scoring skips it)."""
+        labels, probs = self.scored
+        return np.flatnonzero((np.asarray(labels) >= 0.5) != (np.asarray(probs) >= self.threshold))
 
     def record_labels(self, name: str) -> list[Any]:
         """Each record's label on axis ``name`` (its code, or the code's label)."""
@@ -301,13 +311,12 @@ def record_axes(
 
 def _joint_histogram(
     labels: np.ndarray, probs: np.ndarray, axes: Sequence[Axis], sizes: Sequence[int], threshold: float, with_loss: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(outcome counts [cells * 4], loss sums [cells], wrong row indices) over the joint cells."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(outcome counts [cells * 4], loss sums [cells]) over the joint cells."""
     n_cells = int(np.prod(sizes, dtype=np.int64))
     strides = [int(np.prod(sizes[i + 1:], dtype=np.int64)) for i in range(len(sizes))]
     hist = np.zeros(n_cells * 4, dtype=np.int64)
     loss_cells = np.zeros(n_cells)
-    wrong = [np.zeros(0, dtype=np.intp)]
     # In blocks: every temporary of a block stays in the CPU cache and is recycled by the
     # allocator; whole-array temporaries cost a fresh page-faulted buffer each. 1M rows: 9.4 ms
     # whole, 4.6 ms in blocks; 10M: 88 ms -> 49 ms (benchmarks/grouped_metrics.py).
@@ -332,10 +341,7 @@ def _joint_histogram(
             # slow generic cast (~3x the whole bincount); the sums are the same either way.
             weights = per_example_loss(truth, probs[start:stop]).astype(np.float64)
             loss_cells += np.bincount(cell, weights=weights, minlength=n_cells)
-        block_wrong = np.flatnonzero(truth != predicted)
-        block_wrong += start
-        wrong.append(block_wrong)
-    return hist, loss_cells, np.concatenate(wrong)
+    return hist, loss_cells
 
 
 def compute(
@@ -363,7 +369,7 @@ def compute(
     sizes = [axis.size() for axis in all_axes.values()]
     if int(np.prod(sizes, dtype=np.int64)) * 4 > _MAX_KEYS:
         raise ValueError(f"the joint histogram of axes {dict(zip(all_axes, sizes))} is too large; bucket an axis")
-    hist, loss_cells, wrong = _joint_histogram(labels, probs, list(all_axes.values()), sizes, threshold, with_loss)
+    hist, loss_cells = _joint_histogram(labels, probs, list(all_axes.values()), sizes, threshold, with_loss)
     names = tuple(all_axes)
     code_labels = tuple(axis.labels for axis in all_axes.values())
     hist, loss_cells = hist.reshape(*sizes, 4), loss_cells.reshape(sizes)
@@ -382,8 +388,8 @@ def compute(
     by_axis = dict(zip(names, grouped[1 : len(names) + 1]))
     by_group = grouped[len(names) + 1] if len(grouped) > len(names) + 1 else {}
     return MetricsReport(
-        overall, by_axis.get("category", {}), by_axis.get("noun_count", {}), by_group, threshold, wrong,
-        hist, loss_cells, names, code_labels, by_axis, all_axes,
+        overall, by_axis.get("category", {}), by_axis.get("noun_count", {}), by_group, threshold,
+        hist, loss_cells, names, code_labels, by_axis, all_axes, (labels, probs),
     )
 
 
