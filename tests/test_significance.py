@@ -148,3 +148,35 @@ def test_three_runs_mark_every_run_that_wins_a_test_and_loses_none(tmp_path):
     assert row.best == [0, 2]  # both beat #2; #1 and #3 are the same
     assert "#1>#2" in row.verdict() and "#3>#2" in row.verdict()
     assert next(r for r in comparison.rows if r.name == "dense/noun_8").best == []
+
+
+def write_group(directory: Path, members: list[Path], seeds: list[int]) -> Path:
+    """A seed-group directory over finished runs, written with the group module's own functions."""
+    from qa_core.analysis.groups import AGGREGATE_FILE, GROUP_FILE, KIND, aggregate, summary_values
+    from qa_core.analysis.runs import RunRecord
+    from qa_core.tracking.local import write_json
+
+    records = [RunRecord.load(m) for m in members]
+    agg = aggregate([r.values for r in records], seeds)
+    directory.mkdir(parents=True)
+    write_json(directory / GROUP_FILE, {"kind": KIND, "seeds": seeds, "members": [{"seed": s, "run_id": m.name, "path": f"../{m.name}"} for s, m in zip(seeds, members)]})
+    write_json(directory / AGGREGATE_FILE, agg)
+    write_json(directory / "config.json", {"plugin": "hand", "seeds": seeds})
+    write_json(directory / "summary.json", {"run_id": directory.name, "plugin": "hand", "status": "finished", "seeds": seeds, "values": summary_values(agg)})
+    return directory
+
+
+def test_groups_pool_the_discordant_records_of_matching_seeds_only(tmp_path):
+    examples = records(10)
+    right = np.ones(len(examples), dtype=bool)
+    half = right.copy()
+    half[10:20] = np.arange(10) % 2 == 0  # simple/noun_30: 5 wrong per run
+    a = write_group(tmp_path / "ga", [write_run(tmp_path / f"a{s}", examples, right, s) for s in (0, 1, 2)], [0, 1, 2])
+    b = write_group(tmp_path / "gb", [write_run(tmp_path / f"b{s}", examples, half, s) for s in (0, 1, 2)], [0, 1, 2])
+    row = next(r for r in compare_runs([a, b]).rows if r.name == "simple/noun_30")
+    assert row.tests[0].method == "mcnemar" and row.tests[0].discordant == (15, 0)  # 3 seeds x 5
+    assert row.best == [0]  # one run alone (5 to 0, p = 0.0625) could not show it
+    other = write_group(tmp_path / "gc", [write_run(tmp_path / f"c{s}", examples, half, s) for s in (5, 6)], [5, 6])
+    comparison = compare_runs([a, other])
+    assert comparison.pairing == {(0, 1): "unpaired"}  # no seed in common
+    assert next(r for r in comparison.rows if r.name == "simple/noun_30").tests[0].method == "two-proportion"
