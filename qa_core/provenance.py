@@ -148,3 +148,20 @@ def for_run(manager: Any, framework: str | None) -> dict[str, Any]:
         if not record.builtin
     }
     return collect(plugins, framework_modules(framework))
+
+
+def across_resume(run_dir: Path, current: Mapping[str, Any]) -> dict[str, Any]:
+    """config.json's provenance for a resumed run: the first start's block stays (its command line
+    is the run's recipe; a resume's is only ``qa run --resume``), each resume's own block is
+    appended under ``resumes``. Unreadable or absent earlier records leave ``current`` alone."""
+    import json
+
+    try:
+        earlier = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8")).get("provenance")
+    except (OSError, ValueError, AttributeError):
+        earlier = None
+    if not isinstance(earlier, dict) or not earlier:
+        return dict(current)
+    history = [entry for entry in earlier.get("resumes", []) if isinstance(entry, dict)]
+    first = {key: value for key, value in earlier.items() if key != "resumes"}
+    return {**first, "resumes": [*history, dict(current)]}

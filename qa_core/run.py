@@ -356,6 +356,8 @@ def _assemble(
         dataset=identity.dataset, config=identity.run_config(config, data, digests, resumed_after), tags=tuple(config.tags),
         logger_params=options, resumed_after_epoch=resumed_after,
     )
+    if point is not None:  # the first start's provenance stays the run's; each resume is appended
+        context.config["provenance"] = provenance.across_resume(run_dir, identity.provenance)
     if truncation:  # per split and cell, the records that lost a supporting sentence
         context.config["lost_support"] = truncation
     steps = encoded["train"].num_batches(config.batch_size)

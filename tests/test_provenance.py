@@ -116,3 +116,17 @@ def _installed(dist: str) -> bool:
     except metadata.PackageNotFoundError:
         return False
     return True
+
+
+def test_a_resume_keeps_the_first_start_and_appends_itself(tiny_data: Path, tmp_path: Path, qa) -> None:
+    runs = tmp_path / "runs"
+    first = qa("run", "--plugin", "bow", "--data", str(tiny_data), "--epochs", "1", "--no-progress", "--runs-dir", str(runs), "--tag", "x")
+    assert first.code == 0, first.err
+    (run_dir,) = [p for p in runs.iterdir() if not p.name.startswith("_")]
+    started = json.loads((run_dir / "config.json").read_text())["provenance"]
+    for epochs in ("2", "3"):
+        again = qa("run", "--resume", str(run_dir), "--epochs", epochs, "--no-progress")
+        assert again.code == 0, again.err
+    block = json.loads((run_dir / "config.json").read_text())["provenance"]
+    assert {k: v for k, v in block.items() if k != "resumes"} == started
+    assert [entry["command"] for entry in block["resumes"]] == [f"qa run --resume {run_dir} --epochs {n} --no-progress" for n in ("2", "3")]
