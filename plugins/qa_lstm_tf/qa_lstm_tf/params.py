@@ -117,3 +117,8 @@ ARCHITECTURE = ("embedding_dim", "question_first", "question_match", "conv_width
 def validate(params: Mapping[str, Any]) -> None:
     """Cross-parameter rules; raises ValueError with the message the user sees."""
     training_kit.validate(params)
+    if params["precision"] == "16":
+        # Only then is TensorFlow imported here: float16 needs a GPU, known before any work is done.
+        from .runtime import dtype_policy
+
+        dtype_policy("16")

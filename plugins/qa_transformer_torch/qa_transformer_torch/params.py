@@ -120,6 +120,11 @@ ARCHITECTURE = ("d_model", "heads", "layers", "ff_dim", "max_len", "pooling", "q
 def validate(params: Mapping[str, Any]) -> None:
     """Cross-parameter rules; raises ValueError with the message the user sees."""
     training_kit.validate(params)
+    if params["precision"] == "16":
+        # Only then is torch imported here: float16 needs CUDA, known before any work is done.
+        from .runtime import autocast_dtype, resolve_device
+
+        autocast_dtype("16", resolve_device(params["device"]))
     d_model, heads = params["d_model"], params["heads"]
     if d_model % heads:
         divisors = [h for h in range(1, min(d_model, 16) + 1) if d_model % h == 0]

@@ -43,7 +43,8 @@ class TestTrainingKit(TrainingKitContract):
     @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
     def test_float16_without_cuda_is_refused_with_one_clear_line(self, kit_plugin, kit_data):
         with pytest.raises(ConfigError, match=r"^--param precision=16: float16 training needs a CUDA device .* use precision=bf16"):
-            kit_plugin.build(self.spec(kit_plugin, kit_data, 1, precision="16"))
+            # when the params are resolved, before qa run writes or encodes anything
+            kit_plugin.resolve_params({**self.params, "precision": "16"})
 
     def test_accumulating_2_x_16_rows_steps_exactly_as_a_batch_of_32(self, kit_plugin, kit_data):
         # 88 rows: two full groups of 32 and a short one of 24 (16 + 8), rescaled to a mean of its rows.
