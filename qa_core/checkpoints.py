@@ -18,6 +18,7 @@ permission denied) warns, tries a fallback directory, and never stops training.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import CheckpointError, PluginError
-from .fsutil import commit, os_reason, temp_path
+from .fsutil import commit, no_space_left, os_reason, temp_path
 
 META_FORMAT = 1
 
@@ -294,7 +295,9 @@ class CheckpointPolicy:
             return write_checkpoint(save, path, self.suffix, meta)
         except (OSError, PluginError) as exc:
             if isinstance(exc, PluginError) and not isinstance(exc.error, OSError):
-                raise
+                if not no_space_left(path.parent):
+                    raise
+                exc = OSError(errno.ENOSPC, f"No space left on device; the plugin said: {os_reason(exc.error)}")
             if self.fallback is None:
                 self.fallback = Path(tempfile.gettempdir()) / "qa-fallback-checkpoints" / self.run_id
             self.warn(f"qa: could not write checkpoint {path} ({os_reason(exc)}); trying {self.fallback}")

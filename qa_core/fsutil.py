@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -133,12 +134,32 @@ def os_reason(exc: BaseException) -> str:
     seen = exc
     for _ in range(3):
         if isinstance(seen, OSError):
-            return seen.strerror or str(seen)
+            code = seen.errno
+            if not code:  # h5py: errno None, and "errno = 28" inside a many-line message
+                found = re.search(r"errno = (\d+)", str(seen))
+                code = int(found.group(1)) if found else None
+            if code:
+                return seen.strerror if seen.strerror and "\n" not in seen.strerror else os.strerror(code)
+            return _first_line(seen.strerror or str(seen))
         inner = getattr(seen, "error", None) or seen.__cause__
         if not isinstance(inner, BaseException):
             break
         seen = inner
-    return str(exc)
+    return _first_line(str(exc))
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    line = (text.strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def no_space_left(directory: str | os.PathLike[str]) -> bool:
+    """Whether the filesystem holding ``directory`` has no free blocks left: how a full disk is
+    recognised behind a library's own error (torch says 'unexpected pos 128 vs 0')."""
+    try:
+        return os.statvfs(directory).f_bavail == 0
+    except (OSError, AttributeError):
+        return False
 
 
 class NotAFile(Exception):
