@@ -60,7 +60,7 @@ def epoch_line(
     width = len(str(epochs))
     return (
         f"epoch {epoch:>{width}}/{epochs}  train loss {train_loss:.4f} acc {train_accuracy:.4f}  |  "
-        f"val loss {val.loss:.4f} acc {val.accuracy:.4f}  ({seconds:.1f}s)"
+        f"val loss {val.loss:.4f} acc {val.accuracy:.4f} {interval(val.overall.accuracy_low, val.overall.accuracy_high)}  ({seconds:.1f}s)"
         + (f"  [{', '.join(marks)}]" if marks else "")
     )
 

@@ -88,6 +88,12 @@ def test_run_prints_plugins_epochs_and_the_results_block(bow_run):
     out = result.out
     assert "plugins: model bow 0.1.0; trackers local" in out
     assert len(re.findall(r"^epoch [123]/3 ", out, re.M)) == 3
+    # the validation accuracy with its Wilson 95% interval, as in metrics.jsonl
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    shown = re.findall(r"^epoch [123]/3 .*\|  val loss \S+ acc (\S+) \[(\S+), (\S+)\]", out, re.M)
+    assert [tuple(map(float, s)) for s in shown] == [
+        pytest.approx((line["metrics/val/accuracy"], line["metrics/val/accuracy_low"], line["metrics/val/accuracy_high"]), abs=5e-3) for line in lines
+    ]
     assert "* new best" in out.splitlines()[2]  # the first epoch is always a new best
     block = out[out.index("EVALUATION RESULTS BY CATEGORY:"):]
     cells = re.findall(r"  - (\w+)/noun_(\d+): Accuracy=(\d\.\d{4}) \[(\d\.\d\d), (\d\.\d\d)\] \(from (\d+) samples\)", block)
