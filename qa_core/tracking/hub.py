@@ -60,10 +60,9 @@ class _Tracker:
             self.callers[hook](**kwargs)
         except Exception as exc:  # noqa: BLE001 - a tracker must never stop training
             self.enabled = False
-            self.warn(
-                f"qa: tracker '{self.name}' failed in {hook} ({one_line(exc)}); "
-                "switched off for the rest of this run (the local run directory keeps everything)"
-            )
+            # The local tracker *is* the run directory's record: never claim it keeps everything.
+            keeps = "its files in the run directory stop here" if self.name == "local" else "the local run directory keeps everything"
+            self.warn(f"qa: tracker '{self.name}' failed in {hook} ({one_line(exc)}); switched off for the rest of this run ({keeps})")
 
     def _work(self) -> None:
         assert self.queue is not None
