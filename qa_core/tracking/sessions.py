@@ -5,8 +5,7 @@ starts, send it parameters, metrics, summaries and files, then close it. Such a 
 :class:`TrackerSession`, overrides the calls it needs, and takes its six logging hooks from
 :class:`SessionHooks`::
 
-    from qa_core import PluginInfo, hookimpl
-    from qa_core.tracking.sessions import SessionHooks, TrackerSession
+    from qa_core import Param, PluginInfo, SessionHooks, TrackerSession, hookimpl
 
     class MySession(TrackerSession):
         def start(self):                 # import the tracker's client here, not at module import

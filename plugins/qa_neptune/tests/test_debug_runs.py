@@ -115,13 +115,11 @@ def test_lstm_and_transformer_runs_have_the_same_field_paths(debug_runs, model_n
     if not {"lstm", "transformer"} <= set(model_names):
         pytest.skip("needs both the lstm and the transformer plugins")
     # Hyperparameters are the plugin's own (parameters/model/<name>, and the --param values
-    # under config/params/); every other path is shared.
-    own = ("parameters/model/", "config/params/")
-    shared = {
-        plugin: {p for p in field_paths(debug_runs(plugin).session.run) if not p.startswith(own)}
-        for plugin in model_names
-    }
+    # under config/params/), and so are its framework's versions (provenance); every other path
+    # is shared.
+    own = ("parameters/model/", "config/params/", "parameters/versions/", "config/provenance/versions/")
+    # (bow is not compared: it has no training values of its own and encodes whole records, so
+    # its truncation fields differ by design.)
+    shared = {plugin: {p for p in field_paths(debug_runs(plugin).session.run) if not p.startswith(own)} for plugin in ("lstm", "transformer")}
     assert shared["lstm"] == shared["transformer"]
-    for plugin, paths in shared.items():
-        assert paths == shared["lstm"], plugin
     assert any(p.startswith("val/by_group/") for p in shared["lstm"])
