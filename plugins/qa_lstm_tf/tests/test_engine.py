@@ -16,8 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from qa_core import CheckpointError, ConfigError, ModelSpec
-from qa_core.data.generator import generate_splits
-from qa_core.data.tokenizer import Vocabulary, encode
 from qa_core.plugins import load_plugins
 
 pytestmark = [
@@ -29,27 +27,12 @@ pytestmark = [
 
 
 #: Small enough to train in well under a second per epoch on a 2-core CPU.
-TINY = {"embedding_dim": "16", "units": "16", "max_len": "48", "lr": "0.01", "dropout": "0"}
+TINY = {"embedding_dim": "16", "units": "16", "max_len": "48", "lr": "0.01", "dropout": "0"}  # conftest.MAX_LEN
 
 
 def bce(labels: np.ndarray, probs: np.ndarray) -> float:
     probs = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
     return float(-np.mean(labels * np.log(probs) + (1 - labels) * np.log(1 - probs)))
-
-
-@pytest.fixture(scope="module")
-def lstm():
-    return load_plugins().model("lstm")
-
-
-@pytest.fixture(scope="module")
-def data():
-    splits = generate_splits({"train": 96, "val": 32}, categories=["simple"], noun_counts=[8], seed=5)
-    vocab = Vocabulary.build(splits["train"])
-    max_len = int(TINY["max_len"])
-    train, _ = encode(splits["train"], vocab, max_len, "train")
-    val, _ = encode(splits["val"], vocab, max_len, "val", train.category_names)
-    return vocab, train, val
 
 
 def make_spec(lstm, vocab, seed: int = 0, **overrides: str) -> ModelSpec:
