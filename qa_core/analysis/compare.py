@@ -216,8 +216,14 @@ def compare_runs(paths: Sequence[Path]) -> Comparison:
 
     comparison = Comparison(runs, rows, cells)
     _test_rows(comparison, accuracy_row, cell_rows)
-    notes = comparison.notes
-    for i, run in enumerate(runs, start=1):
+    comparison.notes.extend(_notes(comparison, datasets, counts_differ))
+    return comparison
+
+
+def _notes(comparison: Comparison, datasets: list[str], counts_differ: bool) -> list[str]:
+    """What the reader must know to read the table: missing results, which test was used."""
+    notes = []
+    for i, run in enumerate(comparison.runs, start=1):
         if not run.has_test:
             notes.append(f"#{i}: no test results (status {run.status}); its cells show '-'")
         lost = lost_support(run)
@@ -236,7 +242,7 @@ def compare_runs(paths: Sequence[Path]) -> Comparison:
         )
     elif len(set(datasets)) > 1:
         notes.append(f"the runs name different datasets ({', '.join(sorted(set(datasets)))})")
-    return comparison
+    return notes
 
 
 def _cell_set(table: CellTable) -> set[tuple[str, int]]:
