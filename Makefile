@@ -15,12 +15,12 @@ STAMP   := $(VENV)/.qa-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml examples/qa_bow_numpy/pyproject.toml examples/qa_centroid_numpy/pyproject.toml $(wildcard plugins/*/pyproject.toml)
+$(STAMP): pyproject.toml examples/qa_bow_numpy/pyproject.toml examples/qa_centroid_numpy/pyproject.toml examples/qa_target_stop/pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# Frameworks first, pinned by the variables above, so no plugin pulls a different build.
 	$(PIP) install -q "$(TORCH_SPEC)" "$(TF_SPEC)"
-	$(PIP) install -q -e ".[test,plots,ray]" -e examples/qa_bow_numpy -e examples/qa_centroid_numpy $(addprefix -e ,$(PLUGINS)) -e "plugins/qa_mlflow[server]"
+	$(PIP) install -q -e ".[test,plots,ray]" -e examples/qa_bow_numpy -e examples/qa_centroid_numpy -e examples/qa_target_stop $(addprefix -e ,$(PLUGINS)) -e "plugins/qa_mlflow[server]"
 	touch $(STAMP)
 
 # The main job on embedded defaults: generated data, local files, no account or server.

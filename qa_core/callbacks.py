@@ -32,7 +32,8 @@ class Callbacks:
         if caller is None:
             return None
         try:
-            return caller(**kwargs)
+            results = caller(**kwargs)  # not firstresult: a list, of one result (one plugin's)
+            return next((result for result in results if result is not None), None)
         except QAError:
             raise
         except Exception as exc:  # noqa: BLE001 - name the plugin and the hook, keep the cause

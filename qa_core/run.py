@@ -188,7 +188,9 @@ def new_run_id(plugin: str) -> str:
 # -------------------------------------------------------------------------------------------------
 
 
-def prepare(config: RunConfig, pm: PluginManager, resume: Path | None = None, allow_changed_data: bool = False) -> Run:
+def prepare(
+    config: RunConfig, pm: PluginManager, resume: Path | None = None, allow_changed_data: bool = False, stop_flag: StopFlag | None = None
+) -> Run:
     """Check, load, encode, lock, start the trackers; for a resume, also replay. Raises
     QAError subclasses for the user's mistakes before anything in a run directory changes."""
     config.check()
@@ -209,6 +211,7 @@ def prepare(config: RunConfig, pm: PluginManager, resume: Path | None = None, al
         if point is not None and not allow_changed_data:
             check_data_unchanged(resume, point.stored, digests)  # type: ignore[arg-type]
         run = _assemble(config, pm, model_plugin, params, options, data, digests, point, resume, scratch)
+        run.stop_flag = stop_flag or run.stop_flag
         run.lock = lock or RunLock.acquire(run.run_dir, option="qa run")
         if point is not None:
             replay(run)
@@ -344,6 +347,7 @@ def _assemble(
         params["max_len"] = max_len
     truncation: dict[str, dict[str, int]] = {}
     encoded = _encode(data, vocab, max_len, categories, config, truncation)
+    _check_monitor(config, encoded["val"], model_plugin)
     run_dir, run_id = _run_dir(config, model_plugin, point, resume, vocab)
     identity = Identity(
         run_id, run_dir, model_plugin.name, model_plugin.version, model_plugin.info.framework, data.dataset, config.seed,
@@ -380,6 +384,27 @@ def _assemble(
         hub=hub, rng=seed_everything(config.seed), lock=None, point=point, summary=identity.summary_head(), scratch=scratch,
         tracker_versions=[(name, pm.records[name].version or "?") for name in hub.names],
     )
+
+
+def core_metric_names(val: EncodedSplit, threshold: float) -> set[str]:
+    """The metric names the core itself logs each epoch (the validation names from a dry report:
+    the same categories and cells the real one will have)."""
+    report = metrics.compute_for_split(val, np.full(len(val), 0.5, dtype=np.float32), threshold)
+    return {"metrics/train/loss", "metrics/train/accuracy", *metrics.metric_names(report, "val")}
+
+
+def _check_monitor(config: RunConfig, val: EncodedSplit, model_plugin: ModelPlugin) -> None:
+    """--monitor names a metric the run will log, checked before the run directory exists. A
+    name only a plugin can add (a callback, the model's ``qa_model_metrics``) is checked at the
+    end of epoch 1 instead."""
+    import difflib
+
+    name, known = config.monitor, core_metric_names(val, config.threshold)
+    if name in known or config.callbacks or (name.startswith("metrics/train/") and "qa_model_metrics" in model_plugin.hooks):
+        return
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else " (see a run's metrics.jsonl for the names)"
+    raise ConfigError(f"--monitor {name}: not a metric this run logs{hint}")
 
 
 def _run_dir(config: RunConfig, model_plugin: ModelPlugin, point: ResumePoint | None, resume: Path | None, vocab: Vocabulary) -> tuple[Path, str]:

@@ -24,7 +24,7 @@ from .loop import BAR_REFRESH_SECONDS, check_probabilities, fit, train_one_epoch
 from .plugins import PluginManager, load_plugins
 from .resume import ResumePoint, config_from_run, read_resume_point  # noqa: F401
 from .run import NothingToDo, Run, new_run_id, prepare, seed_everything, start_model  # noqa: F401
-from .signals import Interrupt, deferred_signals
+from .signals import Interrupt, StopFlag, deferred_signals
 from .types import RunContext
 
 
@@ -39,22 +39,25 @@ class RunResult:
 def train(config: Any, pm: PluginManager | None = None, resume: Path | None = None, allow_changed_data: bool = False) -> RunResult:
     """Run one training job end to end (or continue one: ``resume`` = its run directory).
     Raises QAError subclasses for the user's mistakes; RunInterrupted on SIGINT/SIGTERM."""
-    try:
-        run = prepare(config, pm or load_plugins(), Path(resume) if resume is not None else None, allow_changed_data)
-    except NothingToDo as done:
-        console.say(done.line)
-        return RunResult(done.context.run_id, done.context.run_dir, done.context, done.summary)
-    status, interrupted = "failed", None
-    try:
-        with deferred_signals(run.stop_flag):
+    flag = StopFlag()
+    # Signals are deferred from the start: preparing a resume rewrites files too, and a signal
+    # must never cut that in half. The flag is looked at from the first epoch on.
+    with deferred_signals(flag):
+        try:
+            run = prepare(config, pm or load_plugins(), Path(resume) if resume is not None else None, allow_changed_data, flag)
+        except NothingToDo as done:
+            console.say(done.line)
+            return RunResult(done.context.run_id, done.context.run_dir, done.context, done.summary)
+        status, interrupted = "failed", None
+        try:
             model = start_model(run)
             fit(run, model)
             finish(run, model)
-        status = "finished"
-    except (Interrupt, KeyboardInterrupt) as exc:
-        status, interrupted = "interrupted", interruption(run, exc)
-    finally:
-        close(run, status)
+            status = "finished"
+        except (Interrupt, KeyboardInterrupt) as exc:
+            status, interrupted = "interrupted", interruption(run, exc)
+        finally:
+            close(run, status)
     if interrupted is not None:
         raise interrupted
     if run.scratch is not None:
