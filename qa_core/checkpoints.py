@@ -1,19 +1,24 @@
-"""The checkpoint policy and the safe writing and reading of checkpoint files.
+"""The checkpoint policy and the crash-consistent writing and reading of checkpoint units.
 
-Per epoch the policy decides which roles the epoch's model plays:
+Per epoch the policy decides which roles the epoch's model plays, by the monitored value
+(``--monitor``, default the validation accuracy; ``mode`` says which way is better):
 
-* **best**: highest validation accuracy so far, ties broken by lower loss, then by the earlier
+* **best**: the best value so far, ties broken by lower validation loss, then by the earlier
   epoch. Kept as ``best<suffix>``.
 * **top-k** (default 3): the k best epochs by the same order, as
   ``<dataset>-<run_id>-e<NNN><suffix>``; a file that falls out of the top-k is deleted.
 * **periodic** (``--checkpoint-every N``): every N-th epoch's file is kept for good.
 * **last**: the latest epoch, as ``last<suffix>``.
 
-The model is written once per epoch at most; ``best`` and ``last`` are hard links to the epoch file
-(a copy where links are not possible). Every model file has ``<stem>.meta.json`` beside it naming
-what it holds: plugin and version, epoch, metrics, hyperparameters, vocabulary hash, file size and
-sha256. Writes go to a temporary name and are renamed into place; a failed write (disk full,
-permission denied) warns, tries a fallback directory, and never stops training.
+A checkpoint is a *unit*: the model file and ``<stem>.meta.json`` (plugin and version, epoch,
+metrics, hyperparameters, vocabulary hash, the model's size and sha256, and a digest of the meta
+itself). The epoch is written once, as its own unit: model then meta to unique temporary names,
+the model renamed into place, the meta renamed *last* (the commit). ``best`` and ``last`` are
+then hard links to it (copies where links fail), moved the same way; epoch files no longer kept
+are deleted only after that. A reader (:func:`read_meta`) refuses a model whose meta does not
+match it, so a half-moved ``last`` is never taken for a good one, and :func:`committed_units`
+lists what a resume may fall back to. A failed write (disk full, permission denied) warns, tries
+a fallback directory, and never stops training.
 """
 
 from __future__ import annotations

@@ -194,6 +194,8 @@ def prepare(
     """Check, load, encode, lock, start the trackers; for a resume, also replay. Raises
     QAError subclasses for the user's mistakes before anything in a run directory changes."""
     config.check()
+    if resume is not None and config.fast_dev_run:
+        raise ConfigError("--fast-dev-run: not with --resume (a fast dev run keeps nothing to resume)")
     _absolute_data_paths(config)
     model_plugin, params, options = check_plugins(config, pm)
     suffix = model_plugin.info.checkpoint_suffix or ""

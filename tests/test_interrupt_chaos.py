@@ -1,6 +1,6 @@
 """The randomized interrupt test (issue 16): 50 SIGINTs and 20 kill -9s at random moments of real
-`qa run` processes (startup, preparing a resume, training, inside checkpoint writes, the test
-split), each followed by `qa run --resume`. Every run must resume, and every run that reaches its
+`qa run` processes (startup, preparing a resume, training, inside and just after checkpoint writes,
+the test split), each followed by `qa run --resume`. Every run must resume, and every run that reaches its
 end must equal an uninterrupted one: metrics.jsonl, best, top-k and the test results.
 
 Bounded: a tiny plugin (the numpy bow with a slow save hook that widens the checkpoint window),
@@ -71,6 +71,13 @@ def _outcome(run_dir: Path) -> dict:
     return json.loads(json.dumps(outcome).replace(run_dir.name, "RUN"))
 
 
+def _line_count(runs: Path) -> int:
+    try:
+        return sum(len(path.read_bytes().splitlines()) for path in runs.glob("*/metrics.jsonl"))
+    except OSError:
+        return 0
+
+
 @pytest.mark.slow
 def test_randomized_sigints_and_kill_9s_each_followed_by_resume(plugin_site, tiny_data, tmp_path):
     plugin_site.add("qa-chaosbow", "0.1", "chaosbow", CHAOS_BOW)
@@ -111,13 +118,20 @@ def test_randomized_sigints_and_kill_9s_each_followed_by_resume(plugin_site, tin
     while signals:
         sig = signals[0]
         proc = start("run", "--resume", str(run_dir), "--no-progress") if run_dir else start(*_args(tiny_data, runs))
-        aimed = rng.random() < 0.35  # a third: wait for a checkpoint write to be under way
-        deadline = time.monotonic() + (rng.uniform(0.05, 2.5) if not aimed else 10)
+        # Half at a random moment; a quarter once a checkpoint write is under way (inside the slow
+        # save, or just after it: the renames and the best/last links); a quarter just after a
+        # metrics line appears (the checkpoint follows it at once).
+        aim = rng.choice(["random", "random", "checkpoint", "line"])
+        lines_before = _line_count(runs)
+        deadline = time.monotonic() + (rng.uniform(0.05, 2.5) if aim == "random" else 10)
         while time.monotonic() < deadline and proc.poll() is None:
-            if aimed and list(runs.glob("*/checkpoints/.*.tmp*")):
-                time.sleep(rng.uniform(0, 0.06))
+            if aim == "checkpoint" and list(runs.glob("*/checkpoints/.*.tmp*")):
+                time.sleep(rng.uniform(0, 0.12))
                 break
-            time.sleep(0.005)
+            if aim == "line" and _line_count(runs) > lines_before:
+                time.sleep(rng.uniform(0, 0.03))
+                break
+            time.sleep(0.003)
         if proc.poll() is not None:  # it ended before the signal: a whole run, or a refusal
             out, err = proc.communicate()
             log.append(f"ended {proc.returncode}: {err.strip()[-300:]}")
