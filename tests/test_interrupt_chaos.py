@@ -21,28 +21,6 @@ from pathlib import Path
 
 import pytest
 
-CHAOS_BOW = """
-import time
-from qa_core import hookimpl
-import qa_bow_numpy.plugin as bow
-
-qa_describe = hookimpl(bow.qa_describe)
-qa_build = hookimpl(bow.qa_build)
-qa_evaluate = hookimpl(bow.qa_evaluate)
-qa_load_checkpoint = hookimpl(bow.qa_load_checkpoint)
-
-@hookimpl
-def qa_train_step(model, batch):
-    time.sleep(0.01)
-    return bow.qa_train_step(model, batch)
-
-@hookimpl
-def qa_save_checkpoint(model, path, spec, meta):
-    if meta["epoch"] % 2:
-        time.sleep(0.08)  # odd epochs: a wide window inside the checkpoint write
-    return bow.qa_save_checkpoint(model, path, spec, meta)  # even: fast, the renames and links follow at once
-"""
-
 EPOCHS = 5
 SIGINTS, KILLS = 50, 20
 
@@ -82,7 +60,7 @@ def _line_count(runs: Path) -> int:
 
 @pytest.mark.slow
 def test_randomized_sigints_and_kill_9s_each_followed_by_resume(plugin_site, tiny_data, tmp_path):
-    plugin_site.add("qa-chaosbow", "0.1", "chaosbow", CHAOS_BOW)
+    plugin_site.add("qa-chaosbow", "0.1", "chaos_bow", module="chaosbow")
     env = {**os.environ, **plugin_site.env, "PYTHONUNBUFFERED": "1", "QA_LOAD_PLUGINS": "chaosbow"}
     env.pop("QA_TRACEBACK", None)
 

@@ -11,39 +11,6 @@ from pathlib import Path
 
 import pytest
 
-# A callback that stops the run at epoch 2 and adds one metric of its own every epoch.
-STOPPER = """
-from qa_core import PluginInfo, hookimpl
-
-@hookimpl
-def qa_describe():
-    return PluginInfo(kind="callback", description="stops at epoch 2")
-
-@hookimpl
-def qa_epoch_metrics(run, epoch, logs):
-    return {"metrics/val/error_rate": 1.0 - logs["metrics/val/accuracy"]}
-
-@hookimpl
-def qa_epoch_end(run, epoch, logs):
-    assert logs["metrics/val/error_rate"] == 1.0 - logs["metrics/val/accuracy"]
-    return "enough after two epochs" if epoch == 2 else None
-"""
-
-# A tracker that keeps every qa_log_metrics call in a JSON-lines file named by an env variable.
-RECORDER = """
-import json, os
-from qa_core import PluginInfo, hookimpl
-
-@hookimpl
-def qa_describe():
-    return PluginInfo(kind="tracker", description="records metrics calls")
-
-@hookimpl
-def qa_log_metrics(run, metrics, step):
-    with open(os.environ["RECORDER_FILE"], "a") as handle:
-        handle.write(json.dumps({"step": step, "metrics": dict(metrics)}) + "\\n")
-"""
-
 
 def only_run(runs: Path) -> Path:
     (run_dir,) = [p for p in runs.iterdir() if not p.name.startswith("_")]
@@ -56,8 +23,8 @@ def lines(path: Path) -> list[dict]:
 
 @pytest.fixture
 def site(plugin_site, tmp_path):
-    plugin_site.add("qa-stopper", "0.1", "stopper", STOPPER)
-    plugin_site.add("qa-recorder", "0.1", "recorder", RECORDER)
+    plugin_site.add("qa-stopper", "0.1", "stop_callback", module="stopper")
+    plugin_site.add("qa-recorder", "0.1", "metrics_recorder", module="recorder")
     return {**plugin_site.env, "RECORDER_FILE": str(tmp_path / "recorded.jsonl")}
 
 
@@ -80,22 +47,23 @@ def test_a_callback_stops_the_run_and_its_metric_reaches_metrics_jsonl_and_every
     assert [call["metrics"]["metrics/val/error_rate"] for call in recorded] == [line["metrics/val/error_rate"] for line in epochs]
 
 
-def test_monitor_val_loss_picks_the_lowest_loss_epoch_for_best_and_top_k(qa, tiny_data, tmp_path):
-    runs = tmp_path / "runs"
-    # a low learning rate on this data: the lowest loss (epoch 1) and the best accuracy differ in epoch
-    result = qa("run", "--plugin", "bow", "--data", str(tiny_data), "--epochs", "6", "--param", "lr=0.002", "--top-k", "2",
-                "--monitor", "metrics/val/loss", "--runs-dir", str(runs), "--no-progress")
-    assert result.code == 0, result.err
-    run_dir = only_run(runs)
+def test_monitor_val_loss_picks_the_lowest_loss_epoch_for_best_and_top_k(qa, plugin_site, tiny_data, tmp_path):
+    plugin_site.add("qa-scripted", "0.1", "scripted_bow", module="scripted")  # val accuracy and loss disagree
+    base = ("run", "--plugin", "scripted", "--data", str(tiny_data), "--epochs", "4", "--top-k", "2", "--no-progress")
+    by_loss = qa(*base, "--monitor", "metrics/val/loss", "--runs-dir", str(tmp_path / "loss"), env=plugin_site.env)
+    by_accuracy = qa(*base, "--runs-dir", str(tmp_path / "accuracy"), env=plugin_site.env)
+    assert by_loss.code == 0 and by_accuracy.code == 0, by_loss.err + by_accuracy.err
+    run_dir = only_run(tmp_path / "loss")
     epochs = lines(run_dir / "metrics.jsonl")
-    by_loss = sorted(epochs, key=lambda l: (l["metrics/val/loss"], l["epoch"]))
+    ranked = sorted(epochs, key=lambda l: (l["metrics/val/loss"], l["epoch"]))
+    assert [l["epoch"] for l in ranked] == [2, 4, 3, 1]  # what the scripted scores make of the data
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["best"]["epoch"] == by_loss[0]["epoch"]
-    assert summary["monitor"] == {"name": "metrics/val/loss", "mode": "min"}
-    assert [e["epoch"] for e in summary["top_epochs"]] == [l["epoch"] for l in by_loss[:2]]
-    assert json.loads((run_dir / "checkpoints" / "best.meta.json").read_text())["epoch"] == by_loss[0]["epoch"]
-    by_accuracy = max(epochs, key=lambda l: (l["metrics/val/accuracy"], -l["metrics/val/loss"]))
-    assert by_accuracy["epoch"] != by_loss[0]["epoch"], "the data no longer tells the two monitors apart"
+    assert summary["best"]["epoch"] == 2 and summary["monitor"] == {"name": "metrics/val/loss", "mode": "min"}
+    assert [e["epoch"] for e in summary["top_epochs"]] == [2, 4]
+    assert json.loads((run_dir / "checkpoints" / "best.meta.json").read_text())["epoch"] == 2
+    assert "test split scored with the best epoch 2" in by_loss.out
+    default = json.loads((only_run(tmp_path / "accuracy") / "summary.json").read_text())
+    assert default["best"]["epoch"] == 1 and [e["epoch"] for e in default["top_epochs"]] == [1, 3]
 
 
 def test_a_monitor_without_a_known_direction_or_name_is_one_line_before_any_work(qa, tiny_data, tmp_path):
@@ -151,29 +119,8 @@ def test_step_logging_goes_to_steps_jsonl_and_trackers_on_a_global_step_axis(qa,
     assert config["limit_train_batches"] == 5 and config["log_every_n_steps"] == 2
 
 
-# bow, writing each step's loss to a file: the truth the step series is checked against.
-LOSS_BOW = """
-import os
-from qa_core import hookimpl
-import qa_bow_numpy.plugin as bow
-
-qa_describe = hookimpl(bow.qa_describe)
-qa_build = hookimpl(bow.qa_build)
-qa_evaluate = hookimpl(bow.qa_evaluate)
-qa_save_checkpoint = hookimpl(bow.qa_save_checkpoint)
-qa_load_checkpoint = hookimpl(bow.qa_load_checkpoint)
-
-@hookimpl
-def qa_train_step(model, batch):
-    loss, correct = bow.qa_train_step(model, batch)
-    with open(os.environ["LOSS_FILE"], "a") as handle:
-        handle.write(repr(loss) + "\\n")
-    return loss, correct
-"""
-
-
 def test_the_step_loss_is_the_mean_of_the_last_n_steps(qa, plugin_site, tiny_data, tmp_path):
-    plugin_site.add("qa-lossbow", "0.1", "lossbow", LOSS_BOW)
+    plugin_site.add("qa-lossbow", "0.1", "loss_bow", module="lossbow")
     env = {**plugin_site.env, "LOSS_FILE": str(tmp_path / "losses.txt")}
     result = qa("run", "--plugin", "lossbow", "--data", str(tiny_data), "--epochs", "1", "--log-every-n-steps", "3",
                 "--runs-dir", str(tmp_path / "runs"), "--no-progress", env=env)
@@ -208,13 +155,7 @@ def test_fast_dev_run_without_data_generates_nothing_that_stays(qa, tmp_path):
 
 
 def test_callback_kind_is_validated_at_load(qa, plugin_site):
-    plugin_site.add("qa-empty-cb", "0.1", "emptycb", """
-from qa_core import PluginInfo, hookimpl
-
-@hookimpl
-def qa_describe():
-    return PluginInfo(kind="callback")
-""")
+    plugin_site.add("qa-empty-cb", "0.1", "empty_callback", module="emptycb")
     listing = {r["name"]: r for r in json.loads(qa("plugins", "--json", env=plugin_site.env).out)}
     assert "implements none of qa_epoch_metrics, qa_epoch_end" in listing["emptycb"]["error"]
     result = qa("run", "--plugin", "bow", "--callback", "nosuch", env=plugin_site.env)
