@@ -113,3 +113,12 @@ def test_data_audit_benchmark_reports_fresh_and_old_shortcuts():
     assert set(result.figures) == {"fresh_shortcuts", "fresh_max_abs_deviation", "old_generator_shortcuts"}
     assert result.figures["old_generator_shortcuts"] >= 1 and result.target_met("old_generator_shortcuts")
     assert result.details["per_cell"] == 60 and len(result.details["fresh"]) == 9 * 7
+
+
+def test_sweep_benchmark_at_a_toy_size_writes_its_ratio():
+    from benchmarks import sweep
+
+    result = sweep.run(quick=True, with_ray=False, sizes={"train": 120, "val": 40, "test": 40}, epochs=1)
+    assert result.details["trials"] == 4
+    assert result.figures["sweep_2_workers_ratio_vs_sequential"] > 0
+    assert "sweep_2_workers_ratio_vs_sequential" in table([result])

@@ -73,6 +73,7 @@ def manifest(tmp_path: Path) -> dict:
         ("[base]\nplugin='bow'\n[axes]\nlearning_rate = [1]", "axes.learning_rate: unknown run option"),
         ("[base]\nplugin='bow'\n[axes]\nbatch-size = [16, 'x']", "axes.batch_size: expected a positive integer, got 'x'"),
         ("[base\nplugin='bow'", "sweep: invalid TOML"),
+        ("[base]\nplugin='bow'\n[axes]\ndata = ['/no/such/dir']", "axes.data_dir: /no/such/dir: no such file or directory"),
     ],
 )
 def test_bad_sweep_files_name_file_and_key(tmp_path, text, where):

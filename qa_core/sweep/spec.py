@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import CONFIG_KEYS, RunConfig
+from ..config import CONFIG_KEYS, KEY_ALIASES, RunConfig
 from ..errors import ConfigError
 
 SECTIONS = ("sweep", "base", "axes")
@@ -250,6 +250,7 @@ def _base(problem: _Problems, base: Any, path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in base.items():
         name = key.replace("-", "_")
+        name = KEY_ALIASES.get(name, name)  # the run.toml spellings: data = "dir", format = ...
         if name not in CONFIG_KEYS:
             problem(f"base.{key}", f"unknown run option (known: {', '.join(sorted(CONFIG_KEYS - set(RESERVED)))})")
         if name in RESERVED:
@@ -267,7 +268,8 @@ def _axes(problem: _Problems, axes: Any, method: str, path: Path) -> dict[str, A
         if key == "params" and isinstance(value, dict):  # [axes.params] lr = [...]
             flat.update({f"params.{k}": v for k, v in value.items()})
         else:
-            flat[key.replace("-", "_") if not key.startswith("params.") else key] = value
+            name = key.replace("-", "_")
+            flat[key if key.startswith("params.") else KEY_ALIASES.get(name, name)] = value
     for key, value in flat.items():
         option = key.split(".", 1)[0]
         if option not in CONFIG_KEYS or (option == "params") != key.startswith("params.") or key == "params.":
@@ -310,6 +312,9 @@ def _check_trials(problem: _Problems, spec: SweepSpec) -> None:
     """Every trial's core options pass RunConfig.check (plugin parameters are checked by the
     trial itself: a bad one fails that trial, not the sweep). A problem names its key."""
     for trial in spec.trials():
+        for key in PATH_KEYS:
+            if isinstance(trial.values.get(key), str) and not Path(trial.values[key]).exists():
+                problem(f"axes.{key}" if key in spec.axes else f"base.{key}", f"{trial.values[key]}: no such file or directory")
         values = {**trial.values, "runs_dir": str(spec.directory)}
         try:
             RunConfig(**values).check()
