@@ -1,0 +1,61 @@
+"""qa_core.distributed: the launcher's environment and each rank's shard of the epoch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa_core.distributed import SINGLE, Rank, from_env, per_rank_batch, shard, shard_sizes
+from qa_core.errors import ConfigError
+
+
+def test_rank_from_the_launchers_environment():
+    assert from_env({}) == SINGLE and not SINGLE.distributed and SINGLE.is_main
+    rank = from_env({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1"})
+    assert rank == Rank(1, 2, 1) and rank.distributed and not rank.is_main
+    assert from_env({"RANK": "3", "WORLD_SIZE": "4"}).local_rank == 3  # one node: local = global
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"RANK": "0"}, "WORLD_SIZE: not set, but RANK is"),
+        ({"LOCAL_RANK": "0"}, "RANK and WORLD_SIZE: not set"),
+        ({"RANK": "x", "WORLD_SIZE": "2"}, "RANK='x': expected a non-negative integer"),
+        ({"RANK": "2", "WORLD_SIZE": "2"}, "RANK=2: must be below WORLD_SIZE=2"),
+        ({"RANK": "0", "WORLD_SIZE": "0"}, "WORLD_SIZE=0: expected a positive integer"),
+        ({"RANK": "-1", "WORLD_SIZE": "2"}, "RANK='-1': expected a non-negative integer"),
+    ],
+)
+def test_a_broken_launcher_environment_is_one_line(env, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        from_env(env)
+
+
+@pytest.mark.parametrize("n, batch, world", [(96, 32, 2), (100, 32, 2), (97, 32, 4), (130, 24, 3), (33, 32, 2)])
+def test_ranks_together_see_each_global_batch_of_one_process(n, batch, world):
+    permutation = np.random.default_rng(n).permutation(n)
+    shards = [shard(permutation, batch, Rank(r, world)) for r in range(world)]
+    per_rank = per_rank_batch(batch, Rank(0, world))
+    single_batches = [permutation[i : i + batch] for i in range(0, n, batch)]
+    for step, expected in enumerate(single_batches):
+        start = step * per_rank
+        together = np.concatenate([s[start : start + per_rank] if step < n // batch else s[start:] for s in shards])
+        if step == n // batch and n % batch < world:
+            assert together.size == 0  # a tail shorter than the world is left out, on every rank
+            continue
+        np.testing.assert_array_equal(together, expected)
+    used = np.concatenate(shards)
+    assert len(set(used.tolist())) == len(used)  # nothing repeated
+    assert n - len(used) == (n % batch if n % batch < world else 0)
+    for r in range(world):
+        assert sum(shard_sizes(n, batch, Rank(r, world))) == len(shards[r])
+    assert len({len(shard_sizes(n, batch, Rank(r, world))) for r in range(world)}) == 1  # equal step counts
+
+
+def test_single_process_shard_is_the_permutation_and_batch_must_divide():
+    permutation = np.arange(10)
+    assert shard(permutation, 4, SINGLE) is not None and (shard(permutation, 4, SINGLE) == permutation).all()
+    assert shard_sizes(10, 4, SINGLE) == [4, 4, 2]
+    with pytest.raises(ConfigError, match="--batch-size 30: must be a multiple of the world size 4"):
+        per_rank_batch(30, Rank(0, 4))
