@@ -22,16 +22,19 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
 from .manifest import Manifest, TrialRecord
 from .spec import SweepSpec, Trial
-from .trial import find_run_dir, resumable, run_status, run_trial, usable_cpus
+from .trial import STOP_GRACE_SECONDS, find_run_dir, resumable, run_status, run_trial, usable_cpus
 
 OUTCOME = "outcome.json"
+PID_FILE = "trial.pid"
 
 
 def _import_ray() -> Any:
@@ -70,7 +73,7 @@ def trainable(config: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> None:
             result = run_trial(
                 trial_dir, job["values"], job["threads"], job["header"], threading.Event(),
                 extra_args=("--logger", "sweep-report"), extra_env={"QA_SWEEP_REPORT_FD": str(write_end)},
-                pass_fds=(write_end,), preexec=_die_with_parent,
+                pass_fds=(write_end,), preexec=_die_with_parent, on_start=lambda proc: _write_pid(trial_dir, proc.pid),
             )  # fmt: skip
             outcome.update(status=result.status, reason=result.reason, run_dir=str(result.run_dir) if result.run_dir else None, seconds=result.seconds)
         finally:
@@ -79,11 +82,70 @@ def trainable(config: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> None:
     # A daemon: when ASHA stops the trial, Ray ends this worker without waiting for the thread.
     runner = threading.Thread(target=run, name=f"qa-trial-{config['trial']}", daemon=True)
     runner.start()
-    with os.fdopen(read_end, "r", encoding="utf-8") as lines:
-        for line in lines:
-            tune.report(json.loads(line))
+    latest = _Latest()
+    threading.Thread(target=latest.drain, args=(read_end,), name="qa-trial-reports", daemon=True).start()
+    while (result := latest.next()) is not None:
+        tune.report(result)
     runner.join()
     (trial_dir / OUTCOME).write_text(json.dumps(outcome), encoding="utf-8")
+
+
+class _Latest:
+    """The trial's epoch reports, drained from the pipe as they come (so a trial never waits on
+    Tune), handed to ``tune.report`` newest first: when epochs are faster than Tune takes results,
+    the ones in between are skipped (ASHA records a rung at the first result at or past it)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.value: dict[str, Any] | None = None
+        self.ended = False
+
+    def drain(self, fd: int) -> None:
+        with os.fdopen(fd, "r", encoding="utf-8") as lines:
+            for line in lines:
+                with self.cond:
+                    self.value = json.loads(line)
+                    self.cond.notify()
+        with self.cond:
+            self.ended = True
+            self.cond.notify()
+
+    def next(self) -> dict[str, Any] | None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.value is not None or self.ended)
+            value, self.value = self.value, None
+            return value
+
+
+def _write_pid(trial_dir: Path, pid: int) -> None:
+    (trial_dir / PID_FILE).write_text(json.dumps({"host": socket.gethostname(), "pid": pid}), encoding="utf-8")
+
+
+def stop_trials(trial_dirs: list[Path], grace: float = STOP_GRACE_SECONDS) -> None:
+    """Ctrl-C: one SIGINT to every trial process still running on this machine, then wait for
+    them to save and exit, before Ray tears their workers down (which would kill them outright).
+    Trials on other nodes get SIGTERM from the parent-death signal when their worker goes."""
+    pids = []
+    for trial_dir in trial_dirs:
+        try:
+            owner = json.loads((trial_dir / PID_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if owner.get("host") == socket.gethostname() and _alive(owner["pid"]):
+            os.kill(owner["pid"], signal.SIGINT)
+            pids.append(owner["pid"])
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if _alive(pid)]
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return False
 
 
 def run_ray(spec: SweepSpec, manifest: Manifest, todo: list[tuple[TrialRecord, Trial]], workers: int, threads: int, address: str | None, say: Callable[[str], None]) -> bool:
@@ -99,6 +161,7 @@ def run_ray(spec: SweepSpec, manifest: Manifest, todo: list[tuple[TrialRecord, T
     for record, trial in todo:
         trial_dir = manifest.trial_dir(record)
         (trial_dir / OUTCOME).unlink(missing_ok=True)
+        (trial_dir / PID_FILE).unlink(missing_ok=True)
         jobs[record.id] = {"trial_dir": str(trial_dir.resolve()), "values": trial.values, "threads": threads, "header": f"sweep {manifest.name}, trial {record.id}"}
         record.status, record.attempts = "running", record.attempts + 1
     manifest.save()
@@ -116,15 +179,27 @@ def run_ray(spec: SweepSpec, manifest: Manifest, todo: list[tuple[TrialRecord, T
         run_config=tune.RunConfig(storage_path=str((manifest.directory / "ray").resolve()), name="tune", verbose=0),
     )
     interrupted = False
-    previous = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C reaches us: we stop every trial
+    trial_dirs = [manifest.trial_dir(record) for record, _ in todo]
+
+    def on_signal(signum: int, frame: Any) -> None:
+        # Before Tune unwinds (its clean-up kills the workers, and with them the trials, outright):
+        # every trial saves its last finished epoch and exits 130 first.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop_trials(trial_dirs)
+        raise KeyboardInterrupt
+
+    previous_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C reaches us, not Tune's handler
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if todo:
             tuner.fit()
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        if previous is None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if previous_env is None:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         if started_here:
             ray.shutdown()
@@ -149,6 +224,8 @@ def _settle(manifest: Manifest, record: TrialRecord, interrupted: bool, asha: bo
         return
     if run_dir is not None and run_status(run_dir) == "finished":
         record.status, record.reason = "finished", None
+    elif interrupted and run_dir is None and not (trial_dir / PID_FILE).is_file():
+        record.status, record.reason = "pending", None  # never started
     elif interrupted:
         record.status = "interrupted"
         record.reason = None if run_dir and resumable(run_dir) else "no epoch had finished"

@@ -174,6 +174,7 @@ def run_trial(
     extra_env: Mapping[str, str] | None = None,
     pass_fds: tuple[int, ...] = (),
     preexec: Callable[[], None] | None = None,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
 ) -> Outcome:
     """Run (or resume, or skip) one trial to its end, or until ``stop`` is set: then the trial
     gets one SIGINT, saves and exits resumable (killed after STOP_GRACE_SECONDS)."""
@@ -191,7 +192,9 @@ def run_trial(
         out.flush()
         # Its own session: a terminal's Ctrl-C reaches the sweep only, which then sends each
         # trial exactly one SIGINT (two would interrupt the trial's own clean-up).
-        proc = subprocess.Popen([sys.executable, "-m", "qa_core.cli", *args], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, pass_fds=pass_fds, preexec_fn=preexec)
+        proc = subprocess.Popen([sys.executable, "-m", "qa_core.cli", *args], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, pass_fds=pass_fds, preexec_fn=lambda: _child_setup(preexec))
+    if on_start is not None:
+        on_start(proc)
     returncode = _wait(proc, stop)
     run_dir = find_run_dir(trial_dir)
     seconds = time.monotonic() - started
@@ -200,6 +203,15 @@ def run_trial(
     if returncode in (130, 143) or (stop.is_set() and returncode != 0):
         return Outcome("interrupted", None if run_dir and resumable(run_dir) else "no epoch had finished", run_dir, seconds, returncode)
     return Outcome("failed", failure_reason(log, returncode), run_dir, seconds, returncode)
+
+
+def _child_setup(extra: Callable[[], None] | None) -> None:
+    """In the child, before exec: no blocked signals. A signal mask survives fork and exec, and a
+    worker thread of a host process (Ray's) may block SIGINT, which would leave the trial deaf to
+    the one SIGINT that asks it to save and stop."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    if extra is not None:
+        extra()
 
 
 def _wait(proc: subprocess.Popen, stop: threading.Event) -> int:
