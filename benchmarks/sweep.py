@@ -76,7 +76,9 @@ def _ray(result: Result, root: Path, quick: bool, epochs: int, local_seconds: fl
         result.notes.append("Ray not installed (pip install 'qa-core[ray]'): Ray figures skipped")
         return
     started = time.perf_counter()
-    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False, configure_logging=False)
+    from qa_core.sweep.ray_backend import start_local_ray
+
+    start_local_ray(ray, num_cpus=2)
     result.details["ray_start_seconds"] = round(time.perf_counter() - started, 2)
     try:
         seconds = _timed(_sweep_file(root, root / "data", "on-ray", quick, epochs), "ray", 2)

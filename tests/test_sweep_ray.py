@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from qa_core.data.records import Example, write_jsonl
 from qa_core.sweep.commands import run_sweep
+from qa_core.sweep.trial import run_status
 
 ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False, configure_logging=False)
+    from qa_core.sweep.ray_backend import start_local_ray
+
+    start_local_ray(ray, num_cpus=2)
     try:
         yield
     finally:
@@ -113,6 +117,11 @@ def test_asha_stops_the_trial_with_a_hopeless_learning_rate_early(tmp_path, loca
     assert bad["status"] == "stopped", bad
     assert bad["reason"].startswith("ASHA stopped it after epoch 1")
     assert len(epoch_lines(bad["run_dir"])) < 4
+    # Ended by SIGTERM, not killed outright: the run closed itself and says so.
+    deadline = time.monotonic() + 30
+    while run_status(Path(bad["run_dir"])) == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)  # the trial may still be closing when Tune returns
+    assert run_status(Path(bad["run_dir"])) == "interrupted"
     # A stopped trial is done: a rerun leaves it alone.
     assert run_sweep(path, "ray") == 0
     assert results(tmp_path, "asha")["trials"][1]["status"] == "stopped"

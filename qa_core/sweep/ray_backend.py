@@ -148,15 +148,23 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def start_local_ray(ray: Any, num_cpus: int | None = None) -> None:
+    """A private Ray instance on this machine, on the loopback interface. Its raylet leaves a
+    worker's child processes alone when the worker exits (Ray kills them outright by default):
+    a trial gets SIGTERM through its parent-death signal instead, and saves before it exits."""
+    os.environ["RAY_kill_child_processes_on_worker_exit"] = "0"
+    ray.init(num_cpus=num_cpus or usable_cpus(), _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
 def run_ray(spec: SweepSpec, manifest: Manifest, todo: list[tuple[TrialRecord, Trial]], workers: int, threads: int, address: str | None, say: Callable[[str], None]) -> bool:
     ray = _import_ray()
     from ray import tune
 
     started_here = not ray.is_initialized()
-    if started_here:
-        # Without an address: a private Ray instance on this machine, on the loopback interface.
-        options = {"address": address} if address else {"num_cpus": usable_cpus(), "_node_ip_address": "127.0.0.1", "include_dashboard": False}
-        ray.init(**options, log_to_driver=False, configure_logging=False)
+    if started_here and address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    elif started_here:
+        start_local_ray(ray)
     jobs = {}
     for record, trial in todo:
         trial_dir = manifest.trial_dir(record)
