@@ -75,7 +75,7 @@ def run(
     runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where run directories go [default: runs]."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k best epochs' checkpoints [default: 3]."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Also keep every N-th epoch's checkpoint."),
-    patience: Optional[int] = typer.Option(None, "--patience", help="Early stopping: stop after N epochs without a better validation accuracy."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Early stopping: stop after N epochs without a better --monitor value (see --min-delta)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Probability above which the answer is yes [default: 0.5]."),
     max_len: Optional[int] = typer.Option(None, "--max-len", help="Encoded sequence length (default: the plugin's max_len)."),
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Share of --train carved out (stratified) as validation when no validation file is given [default: 0.1]."),

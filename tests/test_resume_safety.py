@@ -81,6 +81,7 @@ def test_an_edited_meta_epoch_is_refused_even_when_the_model_file_is_intact(qa, 
 def test_a_meta_whose_epoch_disagrees_with_metrics_jsonl_is_not_trusted(qa, tiny_data, tmp_path):
     run_dir = finished_run(qa, tiny_data, tmp_path / "runs", "--epochs", "3", "--top-k", "1", "--seed", "2")
     as_crashed(run_dir)
+    original = lines(run_dir / "metrics.jsonl")
     for meta_file in (run_dir / "checkpoints").glob("*.meta.json"):
         meta = json.loads(meta_file.read_text())
         meta["epoch"] = 2 if meta["epoch"] == 3 else meta["epoch"]  # epoch 3's model claims to be epoch 2
@@ -92,7 +93,10 @@ def test_a_meta_whose_epoch_disagrees_with_metrics_jsonl_is_not_trusted(qa, tiny
     if best == 3:  # the only units on disk are epoch 3's, relabelled: nothing consistent is left
         assert result.code == 2 and "does not match metrics.jsonl" in result.err
     else:
-        assert result.code == 0 and f"after epoch {best}" in result.out
+        assert result.code == 0 and f"after epoch {best}" in result.out, result.err
+        assert "last.npz is damaged" in result.err and "does not match metrics.jsonl" in result.err
+        # epoch 3 was trained again from the real epoch-2 model, not on from epoch 3's relabelled one
+        assert lines(run_dir / "metrics.jsonl") == original
 
 
 def test_the_interrupt_message_names_the_epoch_on_disk_and_a_signal_never_cuts_a_checkpoint(slow, tiny_data, tmp_path, qa):
