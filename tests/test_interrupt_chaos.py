@@ -1,7 +1,7 @@
 """The randomized interrupt test (issue 16): 50 SIGINTs and 20 kill -9s at random moments of real
 `qa run` processes (startup, preparing a resume, training, inside and just after checkpoint writes,
 the test split), each followed by `qa run --resume`. Every run must resume, and every run that reaches its
-end must equal an uninterrupted one: metrics.jsonl, best, top-k and the test results.
+end must equal an uninterrupted one: metrics.jsonl, steps.jsonl, best, top-k and the test results.
 
 Bounded: a tiny plugin (the numpy bow; its save hook is slow in odd epochs, widening the window
 inside the write, and fast in even ones, where the renames and links follow at once),
@@ -27,7 +27,7 @@ SIGINTS, KILLS = 50, 20
 
 def _args(data: Path, runs: Path) -> list[str]:
     return ["run", "--plugin", "chaosbow", "--data", str(data), "--epochs", str(EPOCHS), "--runs-dir", str(runs),
-            "--no-progress", "--seed", "7", "--top-k", "2", "--checkpoint-every", "3"]
+            "--no-progress", "--seed", "7", "--top-k", "2", "--checkpoint-every", "3", "--log-every-n-steps", "5"]
 
 
 def _outcome(run_dir: Path) -> dict:
@@ -38,8 +38,10 @@ def _outcome(run_dir: Path) -> dict:
 
     with np.load(run_dir / "checkpoints" / "best.npz") as best:  # the weights, not the file (it embeds the run id)
         weights = [float(v) for v in np.concatenate([best["w"].ravel(), best["b"].ravel()])[:: 97]]
+    steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
     outcome = {
         "lines": lines,
+        "steps": steps,
         "best": summary["best"],
         "top": summary["top_epochs"],
         "test": summary["test"],
