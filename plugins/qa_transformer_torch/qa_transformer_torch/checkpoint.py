@@ -25,6 +25,7 @@ and refuses a mismatch with a :class:`~qa_core.CheckpointError` before touching 
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from pathlib import Path
 from typing import Any, Mapping
@@ -101,6 +102,17 @@ def _unpickler_reason(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     reason = next((line for line in lines if "WeightsUnpickler error" in line), lines[-1] if lines else type(exc).__name__)
     return reason.replace("WeightsUnpickler error: ", "").split(". Please use")[0]
+
+
+def legacy_spec(state: dict[str, Any], spec: ModelSpec) -> ModelSpec:
+    """A file written before ``architecture`` existed holds the plain encoder: say so in its
+    record and in the spec the model is rebuilt from (today's default would be the memory
+    network, whose weights it does not have)."""
+    saved = state.get("params")
+    if not isinstance(saved, dict) or "architecture" in saved:
+        return spec
+    state["params"] = {**saved, "architecture": "plain", "hops": spec.params.get("hops")}
+    return dataclasses.replace(spec, params={**spec.params, "architecture": "plain"})
 
 
 def check(state: Mapping[str, Any], path: Path, spec: ModelSpec) -> None:

@@ -23,7 +23,7 @@ from qa_core import Batch, CheckpointError, EncodedSplit, ModelSpec, training_ki
 from qa_core.metrics import per_example_loss
 
 from . import checkpoint
-from .network import QATransformer, make_network
+from .network import make_network
 from .runtime import autocast_dtype, configure_threads, resolve_device, restore_rng, rng_state, seed_everything
 
 
@@ -33,7 +33,7 @@ class TorchModel:
 
     spec: ModelSpec
     device: torch.device
-    network: QATransformer
+    network: nn.Module  # network.SentenceMemory or network.QATransformer (--param architecture)
     optimizer: torch.optim.Optimizer
     loss_fn: nn.BCEWithLogitsLoss
     grad_clip: float
@@ -258,6 +258,7 @@ def load(path: Path, spec: ModelSpec) -> TorchModel:
     """Read and check the file, then rebuild the model and restore everything it saved."""
     path = Path(path)
     state = checkpoint.read(path)
+    spec = checkpoint.legacy_spec(state, spec)
     checkpoint.check(state, path, spec)
     model = build(spec, seed=False)
     model.restore(state, path)

@@ -32,6 +32,14 @@ from qa_core.data.tokenizer import SEP
 #: words further back share the last id. Eight covers "Is the apple in the kitchen ?" and SEP.
 MATCH_WORDS = 8
 
+#: Within-sentence positions the memory network tells apart; later words share the last one.
+SENTENCE_POSITIONS = 64
+
+
+def dot_id(spec: ModelSpec) -> int:
+    """The id of "." (the sentence end), or -1 when the vocabulary has none (one sentence)."""
+    return spec.vocab.index(".") if "." in spec.vocab else -1
+
 
 class QATransformer(nn.Module):
     """Reads ``story SEP question`` token ids and returns the logit of "yes".
@@ -161,9 +169,161 @@ class QATransformer(nn.Module):
         return ids.masked_fill(padding, 0)
 
 
-def make_network(spec: ModelSpec) -> QATransformer:
+class SentenceMemory(nn.Module):
+    """``architecture=memory``: a sentence-level reader that follows a chain of hops.
+
+    1. **Sentences.** The row ``story SEP question`` is cut at the "." token into sentences and
+       the question; each becomes one row of a [b, S, L] grid (one scatter, no Python loop per
+       example) and a small shared Transformer encoder reads every sentence on its own, with
+       within-sentence positions and the question-match feature, so a token's state says who
+       did what to it in its own sentence ("watch" in "Walter gave the watch to Bernhard").
+    2. **Hops.** Each hop asks one question of every sentence at once: per head, attention over
+       the sentence's tokens plus a learned *null* slot; ``1 - p(null)`` is how much the sentence
+       answers the query. A last-write-wins scan then keeps the **most recent** answering
+       sentence (its read weighted by ``g_s * prod_{s' > s} (1 - g_s')``, a reverse cumulative
+       sum in log space: vectorised over sentences). The result updates the query (residual +
+       LayerNorm), so hop 1 can find the last holder of the object, hop 2 the holder's container
+       or carrier, hop 3 the carrier's last move: the 1, 2 and 3 hops of the generated categories.
+    3. **Answer.** An MLP over the final query and the question vector gives the logit.
+
+    Cost is linear in the story (one pass of a short encoder over sentences, ``hops`` cheap reads),
+    where the plain encoder's attention is quadratic in the row.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        dot_id: int,
+        sep_id: int,
+        d_model: int,
+        heads: int,
+        layers: int,
+        ff_dim: int,
+        dropout: float,
+        hops: int,
+        question_match: bool = True,
+        pad_id: int = 0,
+    ) -> None:
+        super().__init__()
+        self.dot_id, self.sep_id, self.pad_id = dot_id, sep_id, pad_id
+        self.heads, self.hops = heads, hops
+        self.scale = math.sqrt(d_model)
+        self.embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        self.word_position = nn.Embedding(SENTENCE_POSITIONS, d_model)
+        self.match = nn.Embedding(MATCH_WORDS + 2, d_model) if question_match else None
+        self.dropout = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(
+            d_model, heads, ff_dim, dropout, activation="gelu", batch_first=True, norm_first=True, bias=False
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
+        self.start = nn.Linear(d_model, d_model)  # question vector -> first query
+        self.query = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
+        self.keys = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
+        self.values = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
+        self.null = nn.Parameter(torch.zeros(hops, heads))  # the "this sentence says nothing" logit
+        self.update = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(hops))
+        self.head = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_model, 1))
+        nn.init.normal_(self.embed.weight, std=d_model**-0.5)
+        with torch.no_grad():
+            self.embed.weight[pad_id].zero_()
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """tokens: long [b, t], right-padded; lengths: [b] real tokens per row. Returns logits [b]."""
+        grid, match, question, question_match = self.segment(tokens, lengths)
+        b, s, width = grid.shape
+        states = self.encode(grid.view(b * s, width), match.view(b * s, width)).view(b, s, width, -1)
+        q_states = self.encode(question, question_match)
+        q_real = (question != self.pad_id).unsqueeze(-1).to(q_states.dtype)
+        q = (q_states * q_real).sum(1) / q_real.sum(1).clamp(min=1.0)
+        token_pad = grid == self.pad_id  # [b, S, L]
+        sentence_real = ~token_pad.all(-1)  # [b, S]
+        u = self.start(q)
+        for hop in range(self.hops):
+            u = self.update[hop](u + self.read(hop, u, states, token_pad, sentence_real))
+        return self.head(torch.cat((u, q), dim=-1)).squeeze(-1)
+
+    def encode(self, rows: torch.Tensor, match: torch.Tensor) -> torch.Tensor:
+        """The shared sentence encoder over [n, L] token rows (a row of padding stays harmless)."""
+        steps = torch.arange(rows.shape[1], device=rows.device).clamp(max=SENTENCE_POSITIONS - 1)
+        x = self.embed(rows) * self.scale + self.word_position(steps)
+        if self.match is not None:
+            x = x + self.match(match)
+        padding = rows == self.pad_id
+        padding[:, 0] = False  # an all-padding row would make attention NaN; its output is unused
+        return self.encoder(self.dropout(x), src_key_padding_mask=padding)
+
+    def read(self, hop: int, u: torch.Tensor, states: torch.Tensor, token_pad: torch.Tensor, sentence_real: torch.Tensor) -> torch.Tensor:
+        """One hop: what the most recent sentence that answers query ``u`` says about it. [b, d]"""
+        b, s, width, d = states.shape
+        h, dh = self.heads, d // self.heads
+        query = self.query[hop](u).view(b, 1, 1, h, dh)
+        keys = self.keys[hop](states).view(b, s, width, h, dh)
+        values = self.values[hop](states).view(b, s, width, h, dh)
+        scores = (keys * query).sum(-1) / math.sqrt(dh)  # [b, S, L, H]
+        scores = scores.masked_fill(token_pad.unsqueeze(-1), float("-inf"))
+        null = self.null[hop].view(1, 1, 1, h).expand(b, s, 1, h)
+        weights = torch.cat((scores, null), dim=2).softmax(dim=2)  # [b, S, L+1, H]
+        answers = 1.0 - weights[:, :, -1]  # [b, S, H]: how much each sentence answers
+        answers = answers * sentence_real.unsqueeze(-1)
+        reads = torch.einsum("bslh,bslhd->bshd", weights[:, :, :-1], values) / answers.clamp(min=1e-6).unsqueeze(-1)
+        return (self.last_write_wins(answers).unsqueeze(-1) * reads).sum(1).reshape(b, d)
+
+    @staticmethod
+    def last_write_wins(answers: torch.Tensor) -> torch.Tensor:
+        """[b, S, ...] answer strengths in story order -> the weight of each sentence's read:
+        ``g_s * prod_{s' > s} (1 - g_s')``, the chance it answers and no later sentence does."""
+        keep = torch.log1p(-answers.clamp(max=1.0 - 1e-6))
+        later = keep.flip(1).cumsum(1).flip(1) - keep  # sum over s' > s
+        return answers * later.exp()
+
+    def segment(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Cut rows into a [b, S, L] sentence grid and a [b, Q] question (ids and match ids)."""
+        b, t = tokens.shape
+        steps = torch.arange(t, device=tokens.device)
+        real = steps < lengths.unsqueeze(1)
+        sep_at = torch.where((tokens == self.sep_id) & real, steps, -1).amax(1, keepdim=True)
+        story = real & (steps < sep_at)
+        in_question = real & (steps > sep_at)
+        match = QATransformer.match_ids(tokens, lengths, ~real)
+        after_dot = torch.zeros_like(story)
+        after_dot[:, 1:] = tokens[:, :-1] == self.dot_id
+        sentence = after_dot.long().cumsum(1)  # sentence index of every token
+        starts = torch.where(after_dot | (steps == 0), steps, 0).cummax(1).values
+        within = steps - starts
+        n_sentences = int(sentence.masked_fill(~story, 0).amax()) + 1
+        width = int(within.masked_fill(~story, 0).amax()) + 1
+        grid = tokens.new_full((b, n_sentences, width), self.pad_id)
+        grid_match = torch.zeros_like(grid)
+        rows = torch.arange(b, device=tokens.device).unsqueeze(1).expand(b, t)
+        where = (rows[story], sentence[story], within[story])
+        grid[where] = tokens[story]
+        grid_match[where] = match[story]
+        q_pos = (steps - sep_at - 1).clamp(min=0)
+        q_width = max(int(q_pos.masked_fill(~in_question, 0).amax()) + 1, 1)
+        question = tokens.new_full((b, q_width), self.pad_id)
+        question_match = torch.zeros_like(question)
+        question[rows[in_question], q_pos[in_question]] = tokens[in_question]
+        question_match[rows[in_question], q_pos[in_question]] = match[in_question]
+        return grid, grid_match, question, question_match
+
+
+def make_network(spec: ModelSpec) -> nn.Module:
     """The network ``spec`` describes (shapes from the data, the rest from ``spec.params``)."""
     p = spec.params
+    if p.get("architecture", "plain") == "memory":
+        return SentenceMemory(
+            vocab_size=spec.vocab_size,
+            dot_id=dot_id(spec),
+            sep_id=spec.sep_id,
+            d_model=p["d_model"],
+            heads=p["heads"],
+            layers=p["layers"],
+            ff_dim=p["ff_dim"],
+            dropout=p["dropout"],
+            hops=p["hops"],
+            question_match=p["question_match"],
+            pad_id=spec.pad_id,
+        )
     return QATransformer(
         vocab_size=spec.vocab_size,
         max_len=spec.max_len,

@@ -23,6 +23,10 @@ _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 
 POOLINGS = ("last", "mean", "cls")
 
+#: memory: sentences encoded one by one, then hops across them (network.SentenceMemory);
+#: plain: the original Transformer encoder over the whole row, pooled (network.QATransformer).
+ARCHITECTURES = ("plain", "memory")
+
 
 def _positive(value: float) -> str | None:
     return None if value > 0 else f"must be > 0, got {value}"
@@ -40,6 +44,16 @@ def _device(value: str) -> str | None:
 
 
 PARAMS: tuple[Param, ...] = (
+    Param(
+        "architecture",
+        str,
+        "plain",
+        "plain: one Transformer encoder over the whole row, pooled; memory: each sentence encoded "
+        "on its own, then question-conditioned hops across sentences, the most recent answer "
+        "winning (built for 2 and 3 hops; not yet the default: see README.md)",
+        choices=ARCHITECTURES,
+    ),
+    Param("hops", int, 3, "memory: reads across sentences, each conditioned on the last (3 = superdense's chain)", minimum=1, maximum=16),
     Param("d_model", int, 64, "width of the token embeddings and of every encoder layer", minimum=8, maximum=4096),
     Param("heads", int, 4, "attention heads per layer; must divide d_model", minimum=1, maximum=256),
     Param("layers", int, 2, "encoder layers", minimum=1, maximum=48),
@@ -114,7 +128,7 @@ PARAMS: tuple[Param, ...] = (
 DEFAULTS: dict[str, Any] = {param.name: param.default for param in PARAMS}
 
 #: The parameters that decide the shapes of the weights: a checkpoint must agree on all of them.
-ARCHITECTURE = ("d_model", "heads", "layers", "ff_dim", "max_len", "pooling", "question_match", "conv_kernel")
+ARCHITECTURE = ("architecture", "hops", "d_model", "heads", "layers", "ff_dim", "max_len", "pooling", "question_match", "conv_kernel")
 
 
 def validate(params: Mapping[str, Any]) -> None:

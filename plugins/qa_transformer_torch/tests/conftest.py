@@ -61,6 +61,7 @@ def make_spec(model_plugin: ModelPlugin, tiny_data: TinyData):
             max_len=params["max_len"],
             seed=seed,
             vocab_hash=tiny_data.vocab.sha256 if vocab_hash is None else vocab_hash,
+            vocab=tiny_data.vocab.tokens,
         )
 
     return make

@@ -1,0 +1,98 @@
+"""The sentence-memory network (``--param architecture=memory``): its cut into sentences, its
+recency read, padding, and loading checkpoints written before it existed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qa_transformer_torch.network import SentenceMemory
+
+DOT, SEP = 3, 2
+
+
+def train_epochs(model_plugin, model, data, epochs: int, batch_size: int = 16) -> list[float]:
+    """Mean training loss of each epoch (the same fixed order every epoch)."""
+    return [
+        float(np.mean([float(model_plugin.train_step(model, batch)[0]) for batch in data.batches(batch_size)]))
+        for _ in range(epochs)
+    ]
+
+
+def tiny_memory(**overrides) -> SentenceMemory:
+    args = dict(vocab_size=20, dot_id=DOT, sep_id=SEP, d_model=8, heads=2, layers=1, ff_dim=16, dropout=0.0, hops=2)
+    return SentenceMemory(**{**args, **overrides})
+
+
+def test_rows_are_cut_into_sentences_and_the_question():
+    # story "5 6 . 7 8 9 ." SEP question "5 10 ?" ; the second row is shorter and padded
+    tokens = torch.tensor([[5, 6, DOT, 7, 8, 9, DOT, SEP, 5, 10, 11], [7, DOT, SEP, 12, 11, 0, 0, 0, 0, 0, 0]])
+    lengths = torch.tensor([11, 5])
+    grid, match, question, _ = tiny_memory().segment(tokens, lengths)
+    assert grid.shape == (2, 2, 4)
+    assert grid[0].tolist() == [[5, 6, DOT, 0], [7, 8, 9, DOT]]
+    assert grid[1].tolist() == [[7, DOT, 0, 0], [0, 0, 0, 0]]  # one sentence: the rest is padding
+    assert question.tolist() == [[5, 10, 11], [12, 11, 0]]
+    assert match[0, 0, 0] > 0 and match[0, 0, 1] == 0  # "5" is repeated by the question, "6" is not
+
+
+def test_the_most_recent_answering_sentence_wins():
+    answers = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])
+    weights = SentenceMemory.last_write_wins(answers)
+    torch.testing.assert_close(weights[0], torch.tensor([0.0, 0.0, 1.0, 0.0]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(weights[1], torch.zeros(4))
+    torch.testing.assert_close(weights[2], torch.tensor([0.25, 0.5, 0.0, 0.0]), atol=1e-5, rtol=0)
+
+
+def test_padding_and_batch_neighbours_change_no_logit():
+    torch.manual_seed(0)
+    network = tiny_memory().eval()
+    long = torch.tensor([[5, 6, DOT, 7, 8, 9, 13, 14, DOT, 15, DOT, SEP, 5, 10, 11]])
+    short = torch.tensor([[7, DOT, 9, DOT, SEP, 12, 11]])
+    with torch.inference_mode():
+        alone = network(short, torch.tensor([7]))
+        padded = torch.cat((short, torch.zeros(1, 8, dtype=torch.long)), dim=1)
+        together = network(torch.cat((padded, long)), torch.tensor([7, 15]))
+    torch.testing.assert_close(together[:1], alone, atol=1e-5, rtol=0)
+
+
+def test_memory_learns_and_round_trips_through_the_plugin(model_plugin, tiny_data, make_spec, tmp_path):
+    spec = make_spec(architecture="memory", hops=3)
+    model = model_plugin.build(spec)
+    assert isinstance(model.network, SentenceMemory)
+    losses = train_epochs(model_plugin, model, tiny_data.train, epochs=3)
+    assert losses[-1] < losses[0]
+    path = tmp_path / "memory.pt"
+    model_plugin.save(model, path, spec, {"epoch": 3})
+    again = model_plugin.load(path, spec, {})
+    np.testing.assert_allclose(model_plugin.evaluate(again, tiny_data.val, 32), model_plugin.evaluate(model, tiny_data.val, 32), atol=1e-6)
+
+
+def test_a_checkpoint_from_before_the_architecture_param_loads_as_the_plain_network(model_plugin, tiny_data, make_spec, tmp_path):
+    """Files written before ``architecture`` existed record no such param: they hold the plain
+    encoder, and must load as it whatever today's default is."""
+    spec = make_spec(architecture="plain")
+    model = model_plugin.build(spec)
+    train_epochs(model_plugin, model, tiny_data.train, epochs=1)
+    path = tmp_path / "old.pt"
+    model_plugin.save(model, path, spec, {"epoch": 1})
+    state = torch.load(path, weights_only=True)
+    for name in ("architecture", "hops"):
+        del state["params"][name]
+    torch.save(state, path)
+    loaded = model_plugin.load(path, make_spec(architecture="memory"), {})
+    assert not isinstance(loaded.network, SentenceMemory)
+    np.testing.assert_allclose(model_plugin.evaluate(loaded, tiny_data.val, 32), model_plugin.evaluate(model, tiny_data.val, 32), atol=1e-6)
+
+
+@pytest.mark.parametrize("architecture", ["memory", "plain"])
+def test_a_checkpoint_of_the_other_architecture_is_refused(model_plugin, make_spec, tmp_path, architecture):
+    from qa_core import CheckpointError
+
+    other = "plain" if architecture == "memory" else "memory"
+    spec = make_spec(architecture=architecture)
+    path = tmp_path / "m.pt"
+    model_plugin.save(model_plugin.build(spec), path, spec, {"epoch": 0})
+    with pytest.raises(CheckpointError, match=rf"architecture='{architecture}' \(expected '{other}'\)"):
+        model_plugin.load(path, make_spec(architecture=other), {})
