@@ -1,5 +1,7 @@
-"""The network: token embedding + positions (+ question-match and convolutional position features)
--> ``nn.TransformerEncoder`` with a padding mask -> pooling -> one logit.
+"""The networks. ``architecture=plain`` (:class:`QATransformer`): token embedding + positions
+(+ question-match and convolutional position features) -> ``nn.TransformerEncoder`` with a
+padding mask -> pooling -> one logit. ``architecture=memory`` (:class:`SentenceMemory`): each
+sentence encoded on its own, then question-conditioned hops across sentences (its docstring).
 
 Four choices make the difference between a model that learns the generated stories within the
 core's default 5 epochs and one that sits at 50% memorising them (ablations in README.md):
