@@ -35,10 +35,11 @@ test: setup
 test-core: setup
 	$(PY) -m pytest tests
 
-# pandas and scikit-learn are the grouped-metrics baselines; nothing else installs them.
+# pandas and scikit-learn are the grouped-metrics baselines, pytorch-lightning the transformer's;
+# nothing else installs them. TORCH_SPEC is repeated so Lightning cannot pull another torch.
 BENCH_STAMP := $(VENV)/.qa-bench-installed
 $(BENCH_STAMP): $(STAMP)
-	$(PIP) install -q -e ".[bench]"
+	$(PIP) install -q -e ".[bench]" "$(TORCH_SPEC)"
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

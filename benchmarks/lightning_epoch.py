@@ -152,7 +152,7 @@ def run(quick: bool, rows: tuple[int, int] | None = None, repeats: int | None = 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="pytorch_lightning")
     warnings.filterwarnings("ignore", module="lightning_fabric")
-    default_rows, small_rows = rows or ((640, 1500) if quick else (4500, 3000))
+    default_rows, small_rows = rows or ((320, 960) if quick else (4500, 3000))
     repeats = repeats or (5 if quick else 9)
     result.details["lightning_version"] = pl.__version__
     for label, given, n in (("", {}, default_rows), ("small_", SMALL, small_rows)):

@@ -57,6 +57,43 @@ def test_transformer_benchmark_runs_with_loss_parity_to_5_decimals():
     assert result.figures["transformer_epoch_ratio_vs_raw_loop"] > 0
 
 
+def test_lightning_benchmark_runs_with_loss_parity_on_both_models():
+    pytest.importorskip("torch")
+    pytest.importorskip("pytorch_lightning")
+    from benchmarks import lightning_epoch
+
+    result = lightning_epoch.run(quick=True, rows=(64, 64), repeats=1)
+    assert result.skipped is None, result.skipped
+    for label in ("default", "small"):
+        measured = result.details[f"{label}_model"]
+        assert measured["parity"]["equal_to_5_decimals"], measured["parity"]
+        assert len(measured["epoch"]["seconds"]["lightning_epoch"]) == 1  # the hook clock saw the timed epoch only
+    assert result.details["small_model"]["setup"]["params"]["d_model"] == 16
+    assert result.figures["transformer_epoch_ratio_vs_lightning"] > 0 and result.figures["transformer_small_epoch_ratio_vs_lightning"] > 0
+
+
+def test_scaling_benchmark_fits_an_exponent_per_stage_with_memory_beside_each_size():
+    pytest.importorskip("torch")
+    from benchmarks import scaling
+
+    caps = {stage: 400 for stage in scaling.STAGES}
+    caps["transformer_epoch"] = 100  # one size only: no exponent, and none claimed
+    result = scaling.run(quick=True, sizes=(100, 400), caps=caps)
+    assert not result.notes, result.notes
+    assert set(result.figures) == {f"scaling_k_{stage}" for stage in scaling.STAGES if stage != "transformer_epoch"}
+    assert all(result.targets[key] == ("<=", 1.1) for key in result.figures)
+    table = result.details["table"]
+    assert set(table["encode"]) == {"100", "400"} and set(table["transformer_epoch"]) == {"100"}
+    assert all(cell["seconds"] > 0 and "peak_mib" in cell for by_size in table.values() for cell in by_size.values())
+
+
+def test_scaling_exponent_is_the_log_log_slope():
+    from benchmarks.scaling import exponent
+
+    assert exponent([1_000, 10_000, 100_000], [0.01, 0.1, 1.0]) == pytest.approx(1.0)
+    assert exponent([1_000, 10_000, 100_000], [0.01, 1.0, 100.0]) == pytest.approx(2.0)
+
+
 def test_evaluation_benchmark_runs():
     pytest.importorskip("torch")
     from benchmarks import evaluation
