@@ -94,6 +94,17 @@ def test_scaling_exponent_is_the_log_log_slope():
     assert exponent([1_000, 10_000, 100_000], [0.01, 1.0, 100.0]) == pytest.approx(2.0)
 
 
+def test_full_length_benchmark_compares_an_uncut_epoch_with_the_96_token_one():
+    pytest.importorskip("torch")
+    from benchmarks import full_length
+
+    result = full_length.run(quick=True, train_rows=64, repeats=1)
+    assert result.skipped is None, result.skipped
+    setup = result.details["setup"]
+    assert setup["full_max_len"] > full_length.OLD_MAX_LEN and setup["rows_longer_than_96"] > 0  # the cut side really cut
+    assert result.figures["transformer_full_length_epoch_ratio_vs_96_tokens"] > 0
+
+
 def test_evaluation_benchmark_runs():
     pytest.importorskip("torch")
     from benchmarks import evaluation
