@@ -94,6 +94,7 @@ def run(
     limit_train_batches: Optional[int] = typer.Option(None, "--limit-train-batches", help="Train on the first N batches of each (shuffled) epoch only."),
     fast_dev_run: Optional[bool] = typer.Option(None, "--fast-dev-run", help="Run 2 batches of train, val and test through every hook, keep nothing: checks a plugin or config in seconds."),
     allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help="With --resume: continue although the data files changed since the run started."),
+    nproc_per_node: Optional[int] = typer.Option(None, "--nproc-per-node", help="Data-parallel: start N ranks on this machine through torch.distributed.run (--batch-size is the global batch; see docs/scaling.md)."),
     traceback: bool = TracebackOption,
 ) -> None:
     """Train a model plugin, keep its best checkpoints and score it on the test split."""
@@ -162,6 +163,10 @@ def run(
     if resume is not None:  # what the run's config.json holds is named by that file and key
         toml_keys, config_file = {k: k for k in values}, resume / "config.json"
     config = check_config(RunConfig(**values), {k: v for k, v in toml_keys.items() if cli_values.get(k) is None}, config_file)
+    if nproc_per_node is not None:
+        from .launch import launch_ranks
+
+        raise typer.Exit(launch_ranks(config, nproc_per_node, sys.argv[1:]))
     from .analysis.groups import parse_seeds, run_group
 
     group_seeds = parse_seeds(seeds, repeats, int(values.get("seed", 0) or 0))

@@ -16,12 +16,23 @@ RULE = "=" * 48
 THIN_RULE = "-" * 48
 
 
+#: Ranks other than 0 of a data-parallel run print nothing (errors go through the CLI's own path).
+_muted = False
+
+
+def mute() -> None:
+    global _muted
+    _muted = True
+
+
 def say(line: str = "", file: TextIO | None = None) -> None:
-    tqdm.write(line, file=file or sys.stdout)
+    if not _muted:
+        tqdm.write(line, file=file or sys.stdout)
 
 
 def warn(line: str) -> None:
-    tqdm.write(line, file=sys.stderr)
+    if not _muted:
+        tqdm.write(line, file=sys.stderr)
 
 
 def truncation_line(split: str, stats, max_len: int) -> str:

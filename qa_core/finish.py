@@ -79,6 +79,8 @@ def interruption(run: "Run", exc: BaseException) -> RunInterrupted:
     """The message names what is on disk, not the loop counter: the newest consistent unit."""
     signum = getattr(exc, "signum", signal.SIGINT)
     where = f"during epoch {run.in_epoch}" if run.in_epoch is not None else f"after epoch {run.epochs_run}"
+    if not run.rank.is_main:  # rank 0 names the run directory; the others only say they stopped
+        return RunInterrupted(f"rank {run.rank.rank}: interrupted ({signal.Signals(signum).name}) {where}", int(signum))
     units = committed_units(run.policy.directory, run.policy.suffix)
     if units and run.scratch is None:
         saved = f"epoch {units[0][0]} is saved. Resume with: qa run --resume {run.run_dir}"

@@ -162,6 +162,25 @@ def qa_model_metrics(model: Any) -> Mapping[str, float] | None:
 
 
 @hookspec(firstresult=True)
+def qa_all_reduce(model: Any, values: Any) -> Any:
+    """Sum ``values`` (a float64 numpy vector) over all ranks of a data-parallel run.
+
+    Called by the training loop once per epoch, only when the world size is above 1 (the
+    epoch's loss and correct-answer sums, so every rank reports the same epoch means). A plugin
+    that declares ``PluginInfo(distributed=True)`` must implement it with its framework's
+    collective (``torch.distributed.all_reduce``); the core never imports a framework.
+    Stops at first non-None result.
+
+    Args:
+        model: the model handle.
+        values: this rank's float64 numpy vector.
+
+    Returns:
+        the summed vector, same shape, as anything ``numpy.asarray`` accepts.
+    """
+
+
+@hookspec(firstresult=True)
 def qa_evaluate(model: Any, data: EncodedSplit, batch_size: int) -> np.ndarray:
     """Predict the probability of "yes" for every row of a split, without training.
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from . import console, metrics
+from . import console, distributed, metrics
 from .errors import QAError
 from .observers import EpochLogs, run_observers
 from .plugins import ModelPlugin
@@ -57,9 +57,12 @@ def run_epoch(run: "Run", model: Any, epoch: int) -> EpochLogs:
     if run.spec.steps_per_epoch < train.num_batches(config.batch_size):
         order = order[: run.spec.steps_per_epoch * config.batch_size]
     steps = StepLog(run, epoch) if config.log_every_n_steps else None
+    mine = distributed.shard(order, config.batch_size, run.rank)  # the whole order when one process
     loss, accuracy = train_one_epoch(
-        plugin, model, train.take(order), config.batch_size, epoch, config.epochs, config.progress, stop=run.stop_flag, steps=steps
+        plugin, model, train.take(mine), run.spec.batch_size, epoch, config.epochs, config.progress, stop=run.stop_flag, steps=steps
     )
+    if run.rank.distributed:
+        loss, accuracy = global_means(plugin, model, loss, accuracy, len(mine))
     if not math.isfinite(loss):
         last = f"; the last good checkpoint is {run.policy.best_path}" if run.policy.best else ""
         raise QAError(f"training loss became {loss} in epoch {epoch}: stopping{last}. Try a lower --lr.")
@@ -74,6 +77,13 @@ def run_epoch(run: "Run", model: Any, epoch: int) -> EpochLogs:
         **metrics.metric_names(report, "val"),
     }
     return EpochLogs(epoch, values, report, seconds=time.monotonic() - started)
+
+
+def global_means(plugin: ModelPlugin, model: Any, loss: float, accuracy: float, rows: int) -> tuple[float, float]:
+    """The epoch's mean loss and accuracy over every rank's rows (one ``qa_all_reduce`` of the
+    sums): the same numbers on every rank, and those a single process would report."""
+    total_loss, correct, total_rows = plugin.all_reduce(model, np.array([loss * rows, accuracy * rows, rows], dtype=np.float64))
+    return float(total_loss / total_rows), float(correct / total_rows)
 
 
 def check_probabilities(model_plugin: ModelPlugin, probs: Any, n: int) -> np.ndarray:

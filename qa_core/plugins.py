@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import pluggy
 
 from . import hookspecs
@@ -41,6 +42,7 @@ MODEL_HOOKS = (
     "qa_train_step",
     "qa_train_epoch",
     "qa_model_metrics",
+    "qa_all_reduce",
     "qa_evaluate",
     "qa_save_checkpoint",
     "qa_load_checkpoint",
@@ -331,6 +333,10 @@ class ModelPlugin:
             return {}
         values = self._call("qa_model_metrics", model=model) or {}
         return {str(name): float(value) for name, value in values.items()}
+
+    def all_reduce(self, model: Any, values: np.ndarray) -> np.ndarray:
+        """``qa_all_reduce``: ``values`` summed over the ranks of a data-parallel run."""
+        return np.asarray(self._call("qa_all_reduce", model=model, values=values), dtype=np.float64)
 
     def evaluate(self, model: Any, data: EncodedSplit, batch_size: int) -> Any:
         """``qa_evaluate``: the probability of "yes" for every row of ``data``, in order."""

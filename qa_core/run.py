@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, console, metrics, provenance
+from . import __version__, console, distributed, metrics, provenance
 from .callbacks import Callbacks
 from .checkpoints import META_FORMAT, CheckpointPolicy, link_checkpoint
 from .config import RunConfig, check_encoding_fits
@@ -164,6 +164,8 @@ class Run:
     lost: dict[str, str] = field(default_factory=dict)
     #: The epoch being trained right now (None between epochs), for the interrupt message.
     in_epoch: int | None = None
+    #: This process's place in a data-parallel run (distributed.py); rank 0 alone when not.
+    rank: distributed.Rank = distributed.SINGLE
 
     @property
     def run_dir(self) -> Path:
@@ -198,21 +200,24 @@ def prepare(
         raise ConfigError("--fast-dev-run: not with --resume (a fast dev run keeps nothing to resume)")
     _absolute_data_paths(config)
     model_plugin, params, options = check_plugins(config, pm)
+    rank = _check_rank(config, model_plugin)
     suffix = model_plugin.info.checkpoint_suffix or ""
-    lock = RunLock.acquire(resume) if resume is not None else None
+    lock = RunLock.acquire(resume) if resume is not None and rank.is_main else None
     scratch = None
     try:
         point = _resume_point(resume, suffix) if resume is not None else None
         if point is not None and (done := _already_done(resume, point, config)):  # type: ignore[arg-type]
             raise NothingToDo(done, _stored_context(model_plugin, resume, point), point.summary)  # type: ignore[arg-type]
-        scratch = Path(tempfile.mkdtemp(prefix="qa-fast-dev-run-")) if config.fast_dev_run else None
-        if scratch is not None:
-            config.runs_dir, config.epochs = str(scratch), 1
+        if config.fast_dev_run or not rank.is_main:  # ranks > 0 keep their bookkeeping out of the run directory
+            scratch = Path(tempfile.mkdtemp(prefix="qa-fast-dev-run-" if rank.is_main else f"qa-rank{rank.rank}-"))
+            config.runs_dir = str(scratch)
+        if config.fast_dev_run:
+            config.epochs = 1
         data = load_data(_data_config(config, point), Path(config.runs_dir))
         digests = file_digests(data.files)
         if point is not None and not allow_changed_data:
             check_data_unchanged(resume, point.stored, digests)  # type: ignore[arg-type]
-        run = _assemble(config, pm, model_plugin, params, options, data, digests, point, resume, scratch)
+        run = _assemble(config, pm, model_plugin, params, options, data, digests, point, resume, scratch, rank)
         run.stop_flag = stop_flag or run.stop_flag
         run.lock = lock or RunLock.acquire(run.run_dir, option="qa run")
         if point is not None:
@@ -225,6 +230,22 @@ def prepare(
         raise
     _start(run, lock)
     return run
+
+
+def _check_rank(config: RunConfig, model_plugin: ModelPlugin) -> distributed.Rank:
+    """The launcher's rank; a data-parallel run needs a plugin that can take part in one.
+    Ranks > 0 print nothing and draw no progress bar (rank 0 speaks for the job)."""
+    rank = distributed.from_env()
+    if not rank.distributed:
+        return rank
+    info = model_plugin.info
+    if not info.distributed or "qa_all_reduce" not in model_plugin.hooks:
+        raise ConfigError(f"--plugin {model_plugin.name}: does not support data-parallel training (WORLD_SIZE={rank.world_size}); run it as one process")
+    distributed.per_rank_batch(config.batch_size, rank)
+    if not rank.is_main:
+        console.mute()
+        config.progress = False
+    return rank
 
 
 def _absolute_data_paths(config: RunConfig) -> None:
@@ -335,7 +356,7 @@ def _encode(
 
 def _assemble(
     config: RunConfig, pm: PluginManager, model_plugin: ModelPlugin, params: dict[str, Any], options: dict[str, dict[str, Any]], data: Data,
-    digests: dict[str, str], point: ResumePoint | None, resume: Path | None, scratch: Path | None,
+    digests: dict[str, str], point: ResumePoint | None, resume: Path | None, scratch: Path | None, rank: distributed.Rank = distributed.SINGLE,
 ) -> Run:
     categories = category_order(data.splits)
     if point is not None:
@@ -350,7 +371,7 @@ def _assemble(
     truncation: dict[str, dict[str, int]] = {}
     encoded = _encode(data, vocab, max_len, categories, config, truncation)
     _check_monitor(config, encoded["val"], model_plugin)
-    run_dir, run_id = _run_dir(config, model_plugin, point, resume, vocab)
+    run_dir, run_id = _run_dir(config, model_plugin, point, resume if rank.is_main else None, vocab)
     identity = Identity(
         run_id, run_dir, model_plugin.name, model_plugin.version, model_plugin.info.framework, data.dataset, config.seed,
         max_len, len(vocab), vocab.sha256, params, categories, {s: len(e) for s, e in encoded.items()}, config.epochs, config.batch_size,
@@ -364,27 +385,29 @@ def _assemble(
     )
     if point is not None:  # the first start's provenance stays the run's; each resume is appended
         context.config["provenance"] = provenance.across_resume(run_dir, identity.provenance)
+    if rank.distributed:  # --batch-size stays the global batch; this says how it was split
+        context.config["world_size"] = rank.world_size
     if truncation:  # per split and cell, the records that lost a supporting sentence
         context.config["lost_support"] = truncation
-    steps = encoded["train"].num_batches(config.batch_size)
+    steps = len(distributed.shard_sizes(len(encoded["train"]), config.batch_size, rank))
     if config.limit_train_batches or config.fast_dev_run:
         steps = min(steps, config.limit_train_batches or FAST_DEV_BATCHES)
     spec = ModelSpec(
         model_plugin.name, params, len(vocab), max_len, config.seed, vocab_hash=vocab.sha256, vocab=vocab.tokens,
-        epochs=config.epochs, batch_size=config.batch_size, steps_per_epoch=steps,
+        epochs=config.epochs, batch_size=distributed.per_rank_batch(config.batch_size, rank), steps_per_epoch=steps,
     )
     policy = CheckpointPolicy(
         run_dir / "checkpoints", data.dataset, run_id, model_plugin.info.checkpoint_suffix or "", config.top_k,
         config.checkpoint_every, warn=console.warn, mode=config.mode or "max",
     )
-    trackers = ["local"] if config.fast_dev_run else ["local", *config.loggers]
+    trackers = ["local"] if config.fast_dev_run or not rank.is_main else ["local", *config.loggers]
     hub = TrackerHub(pm, trackers, context, warn=console.warn)
     return Run(
         config=config, identity=identity, context=context, model_plugin=model_plugin, splits=data.splits, encoded=encoded,
         vocab_path=run_dir / "vocab.json", spec=spec, policy=policy, monitor=Monitor(config.monitor, config.mode or "max"),
         observers=default_observers(config.patience, config.min_delta), callbacks=Callbacks(pm, config.callbacks),
         hub=hub, rng=seed_everything(config.seed), lock=None, point=point, summary=identity.summary_head(), scratch=scratch,
-        tracker_versions=[(name, pm.records[name].version or "?") for name in hub.names],
+        tracker_versions=[(name, pm.records[name].version or "?") for name in hub.names], rank=rank,
     )
 
 
@@ -413,7 +436,8 @@ def _run_dir(config: RunConfig, model_plugin: ModelPlugin, point: ResumePoint | 
     """A resumed run keeps its run id (checkpoint names carry it), wherever its folder now is."""
     if point is not None and resume is not None:
         return resume, str(point.stored.get("run_id") or resume.name)
-    run_id = new_run_id(model_plugin.name)
+    # A rank > 0 resuming gets resume=None: its scratch copy keeps the run's id.
+    run_id = str(point.stored.get("run_id")) if point is not None and point.stored.get("run_id") else new_run_id(model_plugin.name)
     run_dir = Path(config.runs_dir) / run_id
     (run_dir / "checkpoints").mkdir(parents=True)
     vocab.save(run_dir / "vocab.json")

@@ -52,7 +52,8 @@ def train(config: Any, pm: PluginManager | None = None, resume: Path | None = No
         try:
             model = start_model(run)
             fit(run, model)
-            finish(run, model)
+            if run.rank.is_main:  # rank 0 alone scores the test split and writes eval/
+                finish(run, model)
             status = "finished"
         except (Interrupt, KeyboardInterrupt) as exc:
             status, interrupted = "interrupted", interruption(run, exc)

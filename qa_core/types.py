@@ -74,6 +74,9 @@ class PluginInfo:
     #: tracker never blocks training. The built-in local tracker sets False: its files are the
     #: record a resume relies on, so they are written before the epoch ends.
     threaded: bool = True
+    #: Models: trains data-parallel under torchrun (one process per rank): the plugin sets up
+    #: its framework's process group and implements ``qa_all_reduce`` (docs/scaling.md).
+    distributed: bool = False
 
 
 @dataclass(frozen=True)

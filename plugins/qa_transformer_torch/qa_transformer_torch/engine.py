@@ -22,7 +22,7 @@ from torch import nn
 from qa_core import Batch, CheckpointError, EncodedSplit, ModelSpec, training_kit
 from qa_core.metrics import per_example_loss
 
-from . import checkpoint
+from . import checkpoint, parallel
 from .network import make_network
 from .runtime import autocast_dtype, configure_threads, resolve_device, restore_rng, rng_state, seed_everything
 
@@ -56,6 +56,9 @@ class TorchModel:
     last_lr: float = 0.0
     #: Pre-clip global gradient norms since the last metrics() call, summed on the device.
     norm_sum: torch.Tensor | None = None
+    #: Data-parallel runs: the DistributedDataParallel wrapper training steps go through, made
+    #: at the first step (evaluation and checkpoints use ``network`` itself: no collectives).
+    replica: nn.Module | None = None
     norm_count: torch.Tensor | None = None
 
     def _inputs(self, tokens: np.ndarray, lengths: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,10 +83,12 @@ class TorchModel:
         network = self.network
         if not network.training:  # only after an evaluation: one attribute test per step
             network.train()
+        if self.replica is None and parallel.active():
+            self.replica = parallel.replicate(network, self.device)
         token_ids, lengths = self._inputs(batch.tokens, batch.lengths)
         labels = torch.from_numpy(batch.labels).to(self.device, non_blocking=True)
         with self._autocast():
-            logits = network(token_ids, lengths).float()
+            logits = (self.replica or network)(token_ids, lengths).float()
         loss = self.loss_fn(logits, labels)
         self._backward(loss, len(batch))
         self.batches_in_epoch += 1
@@ -232,7 +237,7 @@ def build(spec: ModelSpec, seed: bool = True) -> TorchModel:
     """A fresh model on the chosen device. ``seed=False`` when a checkpoint's weights and RNG
     state are about to replace everything the seed would decide."""
     params = dict(spec.params)
-    device = resolve_device(params["device"])
+    device = parallel.setup(resolve_device(params["device"]))
     dtype = autocast_dtype(params["precision"], device)
     configure_threads(params["threads"])
     if seed:

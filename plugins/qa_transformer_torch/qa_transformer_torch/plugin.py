@@ -28,6 +28,7 @@ def qa_describe() -> PluginInfo:
         params=PARAMS,
         checkpoint_suffix=CHECKPOINT_SUFFIX,
         validate=validate,
+        distributed=True,
     )
 
 
@@ -46,6 +47,13 @@ def qa_train_step(model: Any, batch: Batch) -> tuple[Any, Any]:
 @hookimpl
 def qa_model_metrics(model: Any) -> Mapping[str, float]:
     return model.metrics()
+
+
+@hookimpl
+def qa_all_reduce(model: Any, values: np.ndarray) -> np.ndarray:
+    from . import parallel
+
+    return parallel.all_reduce(values, model.device)
 
 
 @hookimpl
