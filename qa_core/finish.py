@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import console, metrics
 from .checkpoints import committed_units, meta_path, read_meta
-from .errors import RunInterrupted
+from .errors import QAError, RunInterrupted
 from .evaluation import write_eval
 from .run import discard_scratch
 
@@ -81,9 +81,27 @@ def interruption(run: "Run", exc: BaseException) -> RunInterrupted:
     where = f"during epoch {run.in_epoch}" if run.in_epoch is not None else f"after epoch {run.epochs_run}"
     if not run.rank.is_main:  # rank 0 names the run directory; the others only say they stopped
         return RunInterrupted(f"rank {run.rank.rank}: interrupted ({signal.Signals(signum).name}) {where}", int(signum))
+    return RunInterrupted(f"interrupted ({signal.Signals(signum).name}) {where}; {_saved(run)}", int(signum))
+
+
+def _saved(run: "Run") -> str:
     units = committed_units(run.policy.directory, run.policy.suffix)
     if units and run.scratch is None:
-        saved = f"epoch {units[0][0]} is saved. Resume with: qa run --resume {run.run_dir}"
-    else:
-        saved = "no epoch had finished, nothing to resume"
-    return RunInterrupted(f"interrupted ({signal.Signals(signum).name}) {where}; {saved}", int(signum))
+        ranks = f" --nproc-per-node {run.rank.world_size}" if run.rank.distributed else ""
+        return f"epoch {units[0][0]} is saved. Resume with: qa run --resume {run.run_dir}{ranks}"
+    return "no epoch had finished, nothing to resume"
+
+
+#: What a framework's collective says when another rank's process is gone (gloo, nccl).
+_PEER_GONE = ("closed by peer", "remote worker", "NCCL communicator was aborted", "Connection reset by peer")
+
+
+def rank_failure(run: "Run", exc: QAError) -> QAError:
+    """A data-parallel rank's error in one line: which rank, why (a broken collective means
+    another rank stopped), and on rank 0 what is saved and how to resume."""
+    why = "another rank stopped (the collective lost its peer)" if any(s in str(exc) for s in _PEER_GONE) else str(exc)
+    where = f" in epoch {run.in_epoch}" if run.in_epoch is not None else ""
+    saved = f"; {_saved(run)}" if run.rank.is_main else ""
+    error = QAError(f"rank {run.rank.rank}{where}: {why}{saved}")
+    error.exit_code = exc.exit_code
+    return error

@@ -9,6 +9,7 @@ torchrun's traceback of the ChildFailedError; the failing rank's own error line 
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from typing import Any
@@ -18,6 +19,7 @@ from .errors import ConfigError
 
 #: Run in the child interpreter: torchrun, with a rank's failure said in one line.
 LAUNCHER = """
+import signal
 import sys
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import main
@@ -26,11 +28,15 @@ try:
 except ChildFailedError as exc:
     rank, failure = exc.get_first_failure()
     code = failure.exitcode if isinstance(failure.exitcode, int) and failure.exitcode > 0 else 1
-    print(f"error: rank {rank} stopped with exit code {failure.exitcode}; torchrun stopped the other ranks "
+    how = f"was killed by {signal.Signals(-failure.exitcode).name}" if failure.exitcode < 0 else f"stopped with exit code {failure.exitcode}"
+    print(f"error: rank {rank} {how}; torchrun stopped the other ranks "
           "(a run that finished an epoch continues with: qa run --resume RUN_DIR --nproc-per-node N)", file=sys.stderr)
     sys.exit(code)
 except KeyboardInterrupt:
     sys.exit(130)
+except Exception as exc:  # a rendezvous that failed, a bad torchrun option: one line too
+    print(f"error: torch.distributed.run: {type(exc).__name__}: {exc}", file=sys.stderr)
+    sys.exit(1)
 """
 
 
@@ -49,7 +55,10 @@ def launch_ranks(config: Any, nproc: int, argv: list[str]) -> int:
         raise ConfigError("--nproc-per-node: needs PyTorch (pip install torch), whose torch.distributed.run starts the ranks")
     distributed.per_rank_batch(config.batch_size, distributed.Rank(0, nproc))
     command = [sys.executable, "-c", LAUNCHER, "--standalone", f"--nproc-per-node={nproc}", "-m", "qa_core.cli", *without_nproc(argv)]
-    return subprocess.call(command)
+    # OMP_NUM_THREADS=1 is what torchrun sets when unset anyway; set here, its banner about it goes.
+    env = {**os.environ}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return subprocess.call(command, env=env)
 
 
 def without_nproc(argv: list[str]) -> list[str]:

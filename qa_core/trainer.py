@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from . import console
-from .finish import close, finish, interruption
+from .errors import QAError, RunInterrupted
+from .finish import close, finish, interruption, rank_failure
 from .inputs import Data, category_order, default_dataset, load_data, resolve_max_len, resolve_model_params  # noqa: F401
 from .loop import BAR_REFRESH_SECONDS, check_probabilities, fit, train_one_epoch  # noqa: F401
 from .plugins import PluginManager, load_plugins
@@ -57,6 +58,10 @@ def train(config: Any, pm: PluginManager | None = None, resume: Path | None = No
             status = "finished"
         except (Interrupt, KeyboardInterrupt) as exc:
             status, interrupted = "interrupted", interruption(run, exc)
+        except QAError as exc:
+            if not run.rank.distributed or isinstance(exc, RunInterrupted):
+                raise
+            raise rank_failure(run, exc) from None
         finally:
             close(run, status)
     if interrupted is not None:

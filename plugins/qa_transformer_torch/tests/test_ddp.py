@@ -1,0 +1,155 @@
+"""Data-parallel training through real torchrun processes (gloo on the CPU, 127.0.0.1 only).
+
+Parity is the point: with dropout off, 2 ranks x 16 rows per step must train exactly as one
+process x 32 rows on the same data order (the core shards each global batch; DDP averages the
+gradients; qa_all_reduce makes the epoch means global), so every epoch's training loss and
+validation metrics agree to 5 decimals. A run extended by a resume equals one that ran through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from qa_core.data.generator import generate_splits
+from qa_core.data.records import write_jsonl
+
+#: A tiny model with dropout off (parity needs the same computation on every rank).
+PARAMS = ["d_model=16", "heads=2", "layers=1", "ff_dim=32", "max_len=64", "device=cpu", "dropout=0", "threads=1"]
+COMPARED = ("metrics/train/loss", "metrics/train/accuracy", "metrics/val/loss", "metrics/val/accuracy")
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "qa_core.cli"]
+QA = [sys.executable, "-m", "qa_core.cli"]
+
+
+def run(command: list[str], *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "MASTER_ADDR": "127.0.0.1", **(env or {})}
+    full_env.pop("QA_TRACEBACK", None)
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("ddp-data")
+    for split, examples in generate_splits({"train": 256, "val": 64, "test": 64}, seed=1).items():
+        write_jsonl(directory / f"{split}.jsonl", examples)
+    return directory
+
+
+def train_args(data: Path, runs: Path, epochs: int, batch_size: int) -> list[str]:
+    params = [arg for value in PARAMS for arg in ("--param", value)]
+    return ["run", "--plugin", "transformer", "--data", str(data), "--runs-dir", str(runs), "--epochs", str(epochs),
+            "--batch-size", str(batch_size), "--no-progress", *params]
+
+
+def only_run_dir(runs: Path) -> Path:
+    dirs = list(runs.iterdir())
+    assert len(dirs) == 1, dirs  # rank 1 made no run directory of its own
+    return dirs[0]
+
+
+def epochs_of(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_epochs(left: list[dict], right: list[dict]) -> None:
+    assert [line["epoch"] for line in left] == [line["epoch"] for line in right]
+    for a, b in zip(left, right):
+        for name in COMPARED:
+            assert round(a[name], 5) == round(b[name], 5), (a["epoch"], name, a[name], b[name])
+
+
+@pytest.fixture(scope="module")
+def two_ranks(data, tmp_path_factory) -> Path:
+    """2 ranks x 16 rows, 2 epochs, through plain torchrun."""
+    runs = tmp_path_factory.mktemp("two-ranks")
+    result = run(TORCHRUN, *train_args(data, runs, 2, 32))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("run directory:") == 1, result.stdout  # rank 0 alone prints
+    assert result.stdout.count("EVALUATION RESULTS") == 1
+    return only_run_dir(runs)
+
+
+def test_two_ranks_of_16_train_exactly_as_one_process_of_32(data, two_ranks, tmp_path):
+    one = run(QA, *train_args(data, tmp_path, 2, 32))
+    assert one.returncode == 0, one.stderr
+    single = only_run_dir(tmp_path)
+    assert_same_epochs(epochs_of(two_ranks), epochs_of(single))
+    assert json.loads((two_ranks / "config.json").read_text())["world_size"] == 2
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (two_ranks, single)]
+    assert summaries[0]["best"]["epoch"] == summaries[1]["best"]["epoch"]
+    assert round(summaries[0]["test"]["loss"], 5) == round(summaries[1]["test"]["loss"], 5)
+
+
+def test_a_two_rank_run_extended_by_resume_equals_one_that_ran_through(data, two_ranks, tmp_path):
+    first = run(QA, *train_args(data, tmp_path, 1, 32), "--nproc-per-node", "2")  # the convenience launcher
+    assert first.returncode == 0, first.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path)
+    resumed = run(QA, "run", "--resume", str(run_dir), "--epochs", "2", "--no-progress", "--nproc-per-node", "2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stdout and resumed.stdout.count("run directory:") == 1
+    assert_same_epochs(epochs_of(run_dir), epochs_of(two_ranks))
+    assert only_run_dir(tmp_path) == run_dir
+
+
+def _pid_of_rank(token: str, rank: str) -> int | None:
+    """The rank's process, found by its environment (this test's token), as a user would with ps."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"QA_TEST_TOKEN={token}".encode() in environ and f"RANK={rank}".encode() in environ:
+            return int(entry.name)
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc")
+def test_a_rank_that_dies_stops_the_job_with_one_line_and_the_run_resumes(data, tmp_path):
+    token = uuid.uuid4().hex
+    command = [*QA, *train_args(data, tmp_path, 30, 32), "--nproc-per-node", "2"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "QA_TEST_TOKEN": token}
+    env.pop("QA_TRACEBACK", None)
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(tmp_path.glob("*/metrics.jsonl")):
+            time.sleep(0.2)  # polling for the first finished epoch, not a timed assertion
+        pid = _pid_of_rank(token, "1")
+        assert pid is not None and list(tmp_path.glob("*/metrics.jsonl")), "the job never finished an epoch"
+        os.kill(pid, signal.SIGKILL)
+        out, err = job.communicate(timeout=120)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode != 0
+    assert "Traceback" not in err, err[-3000:]
+    assert "error: rank 1 was killed by SIGKILL; torchrun stopped the other ranks" in err, err[-3000:]
+    # rank 0 says what is saved (its broken collective, or torchrun's SIGTERM, whichever came first)
+    assert f"Resume with: qa run --resume {only_run_dir(tmp_path)} --nproc-per-node 2" in err, err[-3000:]
+    run_dir = only_run_dir(tmp_path)
+    done = len(epochs_of(run_dir))
+    resumed = run(QA, "run", "--resume", str(run_dir), "--epochs", str(done + 1), "--no-progress", "--nproc-per-node", "2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert len(epochs_of(run_dir)) == done + 1
+
+
+def test_a_plugin_without_data_parallel_support_is_refused_in_one_line(data, tmp_path):
+    launched = run(QA, "run", "--plugin", "bow", "--data", str(data), "--runs-dir", str(tmp_path), "--nproc-per-node", "2")
+    assert launched.returncode == 2 and launched.stderr.strip().splitlines() == [
+        "error: --nproc-per-node: plugin 'bow' does not support data-parallel training (the transformer plugin does)"
+    ], launched.stderr
+    under_torchrun = run(QA, "run", "--plugin", "bow", "--data", str(data), "--runs-dir", str(tmp_path), env={"RANK": "1", "WORLD_SIZE": "2"})
+    assert under_torchrun.returncode == 2 and under_torchrun.stderr.strip().splitlines() == [
+        "error: --plugin bow: does not support data-parallel training (WORLD_SIZE=2); run it as one process"
+    ], under_torchrun.stderr
+    assert not list(tmp_path.iterdir())
