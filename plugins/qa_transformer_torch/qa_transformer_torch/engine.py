@@ -88,7 +88,7 @@ class TorchModel:
         token_ids, lengths = self._inputs(batch.tokens, batch.lengths)
         labels = torch.from_numpy(batch.labels).to(self.device, non_blocking=True)
         with self._autocast():
-            logits = (self.replica or network)(token_ids, lengths).float()
+            logits = (network if self.replica is None else self.replica)(token_ids, lengths).float()
         loss = self.loss_fn(logits, labels)
         self._backward(loss, len(batch))
         self.batches_in_epoch += 1
