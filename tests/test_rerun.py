@@ -15,7 +15,7 @@ from qa_core.config import CONFIG_KEYS, KEY_ALIASES, RunConfig, load_toml, to_to
 
 #: Options of `qa run` that steer the command instead of naming a run option (--seeds and
 #: --repeats make a group of runs, each with its own seed).
-META_FLAGS = {"config", "from", "print_config", "resume", "traceback", "help", "seeds", "repeats", "allow_changed_data"}
+META_FLAGS = {"config", "from", "print_config", "resume", "traceback", "help", "seeds", "repeats", "allow_changed_data", "nproc_per_node"}
 
 
 def only_new(runs: Path, before: set[str]) -> Path:
