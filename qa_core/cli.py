@@ -163,6 +163,10 @@ def run(
     if resume is not None:  # what the run's config.json holds is named by that file and key
         toml_keys, config_file = {k: k for k in values}, resume / "config.json"
     config = check_config(RunConfig(**values), {k: v for k, v in toml_keys.items() if cli_values.get(k) is None}, config_file)
+    from . import distributed
+
+    if (seeds or repeats) and (nproc_per_node is not None or distributed.from_env().distributed):
+        raise ConfigError("--seeds/--repeats: not with data-parallel training (start each seed's run with --nproc-per-node on its own)")
     if nproc_per_node is not None:
         from .launch import launch_ranks
 

@@ -153,3 +153,13 @@ def test_a_plugin_without_data_parallel_support_is_refused_in_one_line(data, tmp
         "error: --plugin bow: does not support data-parallel training (WORLD_SIZE=2); run it as one process"
     ], under_torchrun.stderr
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("env", [{}, {"RANK": "0", "WORLD_SIZE": "2"}], ids=["launcher", "under-torchrun"])
+def test_a_seed_group_is_refused_in_one_line_before_any_rank_starts(data, tmp_path, env):
+    args = ["run", "--plugin", "transformer", "--data", str(data), "--runs-dir", str(tmp_path), "--seeds", "0,1"]
+    result = run(QA, *args, *(["--nproc-per-node", "2"] if not env else []), env=env)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: --seeds/--repeats: not with data-parallel training (start each seed's run with --nproc-per-node on its own)"
+    ], result.stderr
+    assert not list(tmp_path.iterdir())
