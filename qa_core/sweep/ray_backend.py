@@ -237,11 +237,21 @@ def _settle(manifest: Manifest, record: TrialRecord, interrupted: bool, asha: bo
     elif interrupted:
         record.status = "interrupted"
         record.reason = None if run_dir and resumable(run_dir) else "no epoch had finished"
-    elif asha and run_dir is not None and (last := _last_epoch(run_dir)):
+    elif asha and run_dir is not None and _closed(run_dir) and (last := _last_epoch(run_dir)):
         record.status = "stopped"
         record.reason = f"ASHA stopped it after epoch {last['epoch']} (val accuracy {last.get('metrics/val/accuracy', float('nan')):.4f}); test split not scored"
     else:
         record.status, record.reason = "failed", "the Ray worker running it died (see its log.txt and the Ray logs)"
+
+
+def _closed(run_dir: Path) -> bool:
+    """Wait (bounded) for a stopped trial's run to close itself: the SIGTERM is honoured at the
+    loop's next safe point, which may come after one more epoch, and the reason must name the
+    epoch actually on disk. True either way: a run that never closes is reported as it stands."""
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while run_status(run_dir) == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
 
 
 def _last_epoch(run_dir: Path) -> dict[str, Any] | None:
