@@ -12,21 +12,16 @@ ENOSPC and would not fill the disk for the other writers, so it is not an equiva
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
+from qa_core.testing import disks
+
+
 @pytest.fixture
 def small_disk(tmp_path):
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}")
-    try:
+    with disks.small_disk(tmp_path / "disk", "1m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def run_on_full_disk(qa, plugin_site, tiny_data, tmp_path, disk, fill: int, free: int):

@@ -14,21 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from qa_core.testing import disks
+
 FILLER = Path(__file__).parents[3] / "tests" / "fake_plugins" / "filler.py"
 TINY_PARAMS = ["d_model=16", "heads=2", "layers=1", "ff_dim=32", "max_len=64", "device=cpu"]
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}")
-    try:
+    with disks.small_disk(tmp_path / "disk", "2m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_a_full_disk_inside_torch_save_falls_back_and_training_goes_on(small_disk, tmp_path):
