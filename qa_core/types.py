@@ -118,6 +118,8 @@ class Batch:
     labels: np.ndarray  # float32 [b], 1.0 = yes
     start: int
     stop: int
+    #: int16 [b, k]: the rows' supporting sentences (see EncodedSplit.support), or None
+    support: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -152,6 +154,12 @@ class EncodedSplit:
     answerable: np.ndarray | None = None
     #: int32 [n]: each story's sentence count as a code into LENGTH_BUCKETS (None: not known)
     length_buckets: np.ndarray | None = None
+    #: int16 [n, k]: each record's supporting sentences (the ones its answer needs) as indices
+    #: into its encoded row, counted by sentence ends ('.', '!', '?') from the row's first token
+    #: (sentence 0 may be partly cut); -1 pads and marks a sentence the cut dropped. A training
+    #: signal (attention supervision, as strongly supervised memory networks use), never an
+    #: input at evaluation. None when the data carries no ``support``.
+    support: np.ndarray | None = None
 
     @property
     def axes(self) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
@@ -177,7 +185,8 @@ class EncodedSplit:
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             yield Batch(
-                self.tokens[start:stop], self.lengths[start:stop], self.labels[start:stop], start, stop
+                self.tokens[start:stop], self.lengths[start:stop], self.labels[start:stop], start, stop,
+                None if self.support is None else self.support[start:stop],
             )
 
     def num_batches(self, batch_size: int) -> int:
@@ -195,6 +204,7 @@ class EncodedSplit:
             self.category_names,
             None if self.answerable is None else self.answerable[index],
             None if self.length_buckets is None else self.length_buckets[index],
+            None if self.support is None else self.support[index],
         )
 
 

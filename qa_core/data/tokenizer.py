@@ -163,6 +163,7 @@ def encode(
     lengths = np.zeros(n, dtype=np.int64)
     touched = np.zeros(n, dtype=np.int64)
     sentences = np.zeros(n, dtype=np.int64)
+    dropped = np.zeros(n, dtype=np.int64)
     end_ids = np.array([vocab.index[mark] for mark in ".!?" if mark in vocab.index], dtype=np.int32)
     # Records are tokenised a chunk at a time: the token list holds one Python string per token
     # (~5 KiB per record), so tokenising 1M records at once needs ~5 GiB; chunks bound that to
@@ -170,7 +171,7 @@ def encode(
     for begin in range(0, n, ENCODE_CHUNK):
         end = min(begin + ENCODE_CHUNK, n)
         chunk = _encode_rows(examples[begin:end], lookup, max_len, matrix[begin:end], end_ids)
-        lengths[begin:end], touched[begin:end], sentences[begin:end] = chunk
+        lengths[begin:end], touched[begin:end], sentences[begin:end], dropped[begin:end] = chunk
     kept = np.minimum(lengths, max_len)
     # A record stays answerable when the cut spared its earliest supporting sentence; without
     # ``support`` (-1) any cut into the story counts as lost, and an empty support never is.
@@ -187,6 +188,7 @@ def encode(
         category_names=tuple(category_names),
         answerable=~lost,
         length_buckets=length_bucket(sentences),
+        support=_row_support(examples, dropped),
     )
     by_cell: dict[str, int] = {}
     for i in np.flatnonzero(lost).tolist():
@@ -194,6 +196,22 @@ def encode(
         by_cell[cell] = by_cell.get(cell, 0) + 1
     stats = EncodeStats(n, int((lengths > max_len).sum()), int(lengths.max()) if n else 0, int(lost.sum()), by_cell)
     return split, stats
+
+
+def _row_support(examples: Sequence[Example], dropped: np.ndarray) -> np.ndarray | None:
+    """Each record's supporting sentences as indices into its encoded row (sentence 0 = the
+    row's first, maybe partly cut), -1 padded to the largest support; sentences the cut dropped
+    are -1 too. None when no record carries ``support``."""
+    if all(e.support is None for e in examples):
+        return None
+    sizes = np.fromiter((len(e.support or ()) for e in examples), dtype=np.int64, count=len(examples))
+    out = np.full((len(examples), max(1, int(sizes.max(initial=0)))), -1, dtype=np.int16)
+    flat = np.fromiter((i for e in examples for i in (e.support or ())), dtype=np.int64, count=int(sizes.sum()))
+    rows = np.repeat(np.arange(len(examples)), sizes)
+    cols = np.arange(flat.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    relative = flat - dropped[rows]
+    out[rows, cols] = np.where(relative >= 0, relative, -1)
+    return out
 
 
 def _first_support(example: Example) -> int:
@@ -207,8 +225,9 @@ def _encode_rows(
     examples: Sequence[Example], lookup: dict[str, int], max_len: int, out: np.ndarray, end_ids: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Write the ids of ``examples`` into ``out`` (zeroed rows); returns their untruncated
-    lengths, per record how many story sentences the cut touched (0 when nothing was cut), and
-    each story's sentence count (the sentence ends before SEP)."""
+    lengths, per record how many story sentences the cut touched (0 when nothing was cut),
+    each story's sentence count (the sentence ends before SEP), and how many sentences it
+    dropped whole (their end lies before the row's first token)."""
     tokens = _corpus_tokens(examples)
     ids = np.fromiter(map(lookup.get, tokens, repeat(UNK)), dtype=np.int32, count=len(tokens))
     bounds = np.flatnonzero(ids == -1)
@@ -228,7 +247,8 @@ def _encode_rows(
     touched = np.where(cut > 0, before + 1, 0)
     question_at = np.flatnonzero(ids == SEP)
     sentences = np.searchsorted(ends_at, question_at, "left") - np.searchsorted(ends_at, starts, "left")
-    return lengths, touched, sentences
+    dropped = np.searchsorted(ends_at, first, "left") - np.searchsorted(ends_at, starts, "left")
+    return lengths, touched, sentences, dropped
 
 
 def sequence_lengths(examples: Sequence[Example]) -> np.ndarray:
