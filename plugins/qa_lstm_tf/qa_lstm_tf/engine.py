@@ -80,8 +80,10 @@ class GradNorm:
     outside the optimizer's own, so checkpoints keep Keras' layout)."""
 
     def __init__(self) -> None:
-        self.total = tf.Variable(0.0, trainable=False, dtype="float32")
-        self.count = tf.Variable(0.0, trainable=False, dtype="float32")
+        # Under a strategy every replica adds the same (already summed) norm: keep replica 0's.
+        once = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.total = tf.Variable(0.0, trainable=False, dtype="float32", aggregation=once)
+        self.count = tf.Variable(0.0, trainable=False, dtype="float32", aggregation=once)
 
     def add(self, grads: Any) -> None:
         squares = [ops.sum(ops.square(ops.cast(g, "float32"))) for g in grads if g is not None]
@@ -96,15 +98,41 @@ class GradNorm:
 
 
 class Adam(keras.optimizers.Adam):
-    """Keras' Adam, measuring each batch's gradient norm on its way in (before clipping)."""
+    """Keras' Adam, measuring each batch's gradient norm on its way in (before clipping).
+
+    Under a ``tf.distribute`` strategy the gradients are summed over the replicas *first*, so
+    clipping and the norm see the whole batch's gradient, as on one device. Keras itself clips
+    each replica's share and sums after: with ``clipnorm`` that trains differently on two
+    devices than on one, and the norm would be of a half-batch gradient.
+    """
 
     def __init__(self, grad_norm: GradNorm, **kwargs: Any):
         super().__init__(**kwargs)
         self.grad_norm = grad_norm
 
     def apply(self, grads: Any, trainable_variables: Any = None) -> Any:
+        grads = sum_over_replicas(grads)
         self.grad_norm.add(grads)
         return super().apply(grads, trainable_variables)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars: Any) -> Any:
+        return grads_and_vars  # apply() summed them already
+
+
+def scalar(variable: Any) -> float:
+    """A scalar variable's value; also a MirroredVariable's, which float() refuses."""
+    return float(tf.convert_to_tensor(variable))
+
+
+def sum_over_replicas(grads: list[Any]) -> list[Any]:
+    """Each replica's gradients summed over all replicas (Keras scaled every replica's loss by
+    1/replicas, so the sum is the gradient of the global batch's mean loss); unchanged on one."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return grads
+    present = [g for g in grads if g is not None]
+    summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present) if present else ())
+    return [None if g is None else next(summed) for g in grads]
 
 
 @dataclass(eq=False)
@@ -120,6 +148,8 @@ class LSTMHandle:
     plateau: Any = None
     #: The learning rate the last optimizer step used, read once per epoch.
     last_lr: float = 0.0
+    #: The tf.distribute strategy the model was built under (runtime.strategy; one device by default).
+    strategy: Any = None
 
     def train_epoch(self, data: EncodedSplit, batch_size: int, epoch: int, on_batch: Callable[[int, Any], None]) -> dict[str, float]:
         """One epoch of ``fit`` on the rows in the order the core shuffled them (no reshuffle)."""
@@ -138,14 +168,14 @@ class LSTMHandle:
     def _last_lr(self) -> float:
         optimizer = self.model.optimizer
         if self.schedule is None:
-            return float(optimizer.learning_rate)
-        steps = int(optimizer.iterations)  # optimizer steps done (Keras divides by accumulation)
+            return scalar(optimizer.learning_rate)
+        steps = int(scalar(optimizer.iterations))  # optimizer steps done (Keras divides by accumulation)
         return float(self.schedule(max(steps - 1, 0) * self.schedule.accumulation))
 
     def metrics(self) -> dict[str, float]:
         """``lr`` of the epoch's last step and the mean gradient norm of the batches since the
         last call (before clipping; with accumulation, of each batch's own gradient)."""
-        values = {"lr": self.last_lr or float(self.model.optimizer.learning_rate)}
+        values = {"lr": self.last_lr or scalar(self.model.optimizer.learning_rate)}
         norm = self.grad_norm.read_and_reset()
         if norm is not None:
             values["grad_norm"] = norm
@@ -184,7 +214,8 @@ class LSTMHandle:
         if header.optimizer_variables > len(optimizer.variables):
             # Keras restores optimizer state only into an optimizer that already has its slots;
             # otherwise it skips them with a warning and a resumed run would restart Adam cold.
-            optimizer.build(self.model.trainable_variables)
+            with self.strategy.scope():  # its slots are mirrored like the weights
+                optimizer.build(self.model.trainable_variables)
         if header.optimizer_variables != len(optimizer.variables):
             raise CheckpointError(
                 f"{path}: optimizer state has {header.optimizer_variables} variables, "
@@ -236,22 +267,24 @@ def make_plateau(model: keras.Model, spec: ModelSpec) -> Any:
 def build(spec: ModelSpec, seed: bool = True) -> LSTMHandle:
     """A fresh model, compiled with binary cross-entropy and Adam, seeded from ``spec.seed``
     (``seed=False`` when a checkpoint's weights and random state are about to replace it)."""
+    strategy = runtime.strategy(spec.params)  # first: splitting the CPU must precede any TF op
     if seed:
         runtime.seed_everything(spec.seed)
-    model = make_network(spec)
-    grad_norm = GradNorm()
-    optimizer, schedule = make_optimizer(spec, grad_norm)
-    model.compile(
-        # mixed_float16 layers make compile wrap this in Keras' LossScaleOptimizer.
-        optimizer=optimizer,
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
-        # XLA measured on this model (2-core CPU): a 200 s first compile, slower epochs after it,
-        # and different numbers (its dropout RNG differs). "auto" would pick it on a GPU machine
-        # for some configurations; off everywhere keeps results comparable across machines.
-        jit_compile=False,
-    )
-    return LSTMHandle(model, spec, grad_norm, schedule, make_plateau(model, spec))
+    with strategy.scope():  # every variable (weights, optimizer, meters) mirrored on each replica
+        model = make_network(spec)
+        grad_norm = GradNorm()
+        optimizer, schedule = make_optimizer(spec, grad_norm)
+        model.compile(
+            # mixed_float16 layers make compile wrap this in Keras' LossScaleOptimizer.
+            optimizer=optimizer,
+            loss="binary_crossentropy",
+            metrics=["accuracy"],
+            # XLA measured on this model (2-core CPU): a 200 s first compile, slower epochs after it,
+            # and different numbers (its dropout RNG differs). "auto" would pick it on a GPU machine
+            # for some configurations; off everywhere keeps results comparable across machines.
+            jit_compile=False,
+        )
+    return LSTMHandle(model, spec, grad_norm, schedule, make_plateau(model, spec), strategy=strategy)
 
 
 def batches(arrays: Any, batch_size: int) -> Any:

@@ -17,6 +17,8 @@ from typing import Any, Mapping
 
 from qa_core import Param, training_kit
 
+from .runtime import STRATEGY_PARAMS, check_strategy
+
 
 def _positive(value: float) -> str | None:
     return None if value > 0 else f"must be > 0, got {value}"
@@ -103,6 +105,7 @@ PARAMS: tuple[Param, ...] = (
     ),
     # schedule, warmup_steps, min_lr_ratio, plateau_*, precision, gradient_accumulation_steps
     *training_kit.PARAMS,
+    *STRATEGY_PARAMS,  # strategy, devices: where the model runs (runtime.py)
 )
 
 DEFAULTS: dict[str, Any] = {param.name: param.default for param in PARAMS}
@@ -117,6 +120,8 @@ ARCHITECTURE = ("embedding_dim", "question_first", "question_match", "conv_width
 def validate(params: Mapping[str, Any]) -> None:
     """Cross-parameter rules; raises ValueError with the message the user sees."""
     training_kit.validate(params)
+    if problem := check_strategy(params):
+        raise ValueError(problem)
     if params["precision"] == "16":
         # Only then is TensorFlow imported here: float16 needs a GPU, known before any work is done.
         from .runtime import dtype_policy

@@ -1,5 +1,6 @@
 """Where the model runs: TensorFlow and Keras imported once, quietly, with the TensorFlow
-backend; seeding and the random state dropout draws from; numeric precision.
+backend; seeding and the random state dropout draws from; numeric precision; the
+``tf.distribute`` strategy the model is built, compiled and trained under (:func:`strategy`).
 
 TensorFlow prints start-up notices from C++ before Python gets control (oneDNN, CPU features,
 CUDA not found, absl's "log messages before InitializeLog" banner) and logs at run time
@@ -27,7 +28,7 @@ import tempfile
 from types import ModuleType
 from typing import Any, Iterator, Sequence
 
-from qa_core import ConfigError, QAError
+from qa_core import ConfigError, Param, QAError, console
 
 VERBOSE_ENV = "QA_TF_VERBOSE"
 
@@ -154,3 +155,88 @@ def dtype_policy(precision: str) -> str:
             "use precision=bf16 for mixed precision here"
         )
     return "mixed_float16"
+
+
+# -------------------------------------------------------------------------------------------------
+# tf.distribute: one model on several devices
+# -------------------------------------------------------------------------------------------------
+
+#: Declared here (not in params.py) because they say where the model runs, not what it is: a
+#: checkpoint trained under one strategy loads under any other.
+STRATEGY_PARAMS: tuple[Param, ...] = (
+    Param(
+        "strategy",
+        str,
+        "none",
+        "tf.distribute strategy: none (one device) or mirrored (MirroredStrategy: the model on "
+        "every local device, each step's batch split between them, gradients summed)",
+        choices=("none", "mirrored"),
+    ),
+    Param(
+        "devices",
+        int,
+        0,
+        "strategy=mirrored: how many replicas. 0 = every GPU TensorFlow sees (the CPU when there "
+        "is none); N = the first N GPUs, or with no GPU the CPU split into N logical devices "
+        "(same cores: for testing, not for speed)",
+        minimum=0,
+        maximum=64,
+    ),
+)
+
+
+def check_strategy(params: Any) -> str | None:
+    """The cross-parameter rule of :data:`STRATEGY_PARAMS` (None when they agree)."""
+    if params.get("devices", 0) and params.get("strategy", "none") == "none":
+        return f"devices={params['devices']} needs strategy=mirrored (without a strategy the model runs on one device)"
+    return None
+
+
+def strategy(params: Any) -> Any:
+    """The ``tf.distribute`` strategy ``params`` asks for; its ``scope()`` is where the model,
+    its optimizer and every variable are created. ``strategy=none`` is TensorFlow's default
+    strategy (one device; its scope changes nothing).
+
+    Call it before anything runs on TensorFlow in this process: splitting the CPU into logical
+    devices is possible only before TensorFlow initialises its devices.
+    """
+    tf, _ = load()
+    if params.get("strategy", "none") == "none":
+        return tf.distribute.get_strategy()
+    devices = local_devices(params.get("devices", 0))
+    chosen = tf.distribute.MirroredStrategy(devices)
+    # TensorFlow's own "Using MirroredStrategy with devices" is an INFO log, hidden above.
+    console.say(f"lstm: MirroredStrategy, {chosen.num_replicas_in_sync} replicas ({', '.join(devices)}): each step's batch is split between them")
+    return chosen
+
+
+def local_devices(count: int) -> list[str]:
+    """The device names of ``count`` replicas on this machine (0 = all GPUs, else the CPU)."""
+    tf, _ = load()
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        if count > len(gpus):
+            raise ConfigError(f"--param devices={count}: TensorFlow sees {len(gpus)} GPU(s) here")
+        return [f"/gpu:{index}" for index in range(count or len(gpus))]
+    if count > 1:
+        split_cpu(count)
+    return [device.name for device in tf.config.list_logical_devices("CPU")][: max(count, 1)]
+
+
+def split_cpu(count: int) -> None:
+    """The CPU as ``count`` logical devices (``tf.config.set_logical_device_configuration``), so
+    MirroredStrategy has replicas to mirror to on a machine without GPUs. They share the cores
+    and TensorFlow's thread pools: the point is testing multi-device code, not speed."""
+    tf, _ = load()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    configured = tf.config.get_logical_device_configuration(cpu)
+    if configured is not None and len(configured) == count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+    except RuntimeError:
+        have = len(tf.config.list_logical_devices("CPU"))
+        raise ConfigError(
+            f"--param devices={count}: TensorFlow already runs on {have} CPU device(s) in this "
+            "process, and the CPU can be split only before TensorFlow starts (a fresh process)"
+        ) from None
