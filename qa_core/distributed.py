@@ -15,13 +15,20 @@ What the core does with it:
   batch B/N see exactly the rows one process with batch B sees, step for step;
 * every rank evaluates and scores the whole validation split (the same numbers everywhere), so
   every rank takes the same checkpoint and early-stopping decisions without a message;
-* only rank 0 (:attr:`Rank.is_main`) writes the run directory, prints and calls trackers.
+* only rank 0 (:attr:`Rank.is_main`) writes the run directory, checkpoints included, prints and
+  calls trackers. A rank > 0 keeps the little bookkeeping a run needs (its config and metrics
+  lines, no checkpoints) in a private temporary folder (:func:`rank_scratch`), deleted when it
+  ends; one a killed rank could not delete is deleted by the next rank started on the machine.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -109,3 +116,29 @@ def shard_sizes(n: int, batch_size: int, rank: Rank) -> list[int]:
     if tail >= rank.world_size:
         steps.append(len(np.array_split(np.empty(tail), rank.world_size)[rank.rank]))
     return steps
+
+
+#: ``qa-rank<N>-pid<PID>-<random>``: a rank's scratch folder names the process that owns it.
+_SCRATCH = re.compile(r"^qa-rank\d+-pid(\d+)-")
+
+
+def rank_scratch(rank: Rank) -> Path:
+    """A new private folder for a rank > 0's bookkeeping, in the temporary directory; the caller
+    deletes it when the run ends. Folders of ranks whose process is gone (killed outright, so no
+    clean-up ran) are deleted first, so nothing piles up."""
+    tmp = Path(tempfile.gettempdir())
+    for stale in tmp.glob("qa-rank*-pid*-*"):
+        match = _SCRATCH.match(stale.name)
+        if match and stale.is_dir() and not _alive(int(match.group(1))):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"qa-rank{rank.rank}-pid{os.getpid()}-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to judge
+        return True
+    return True

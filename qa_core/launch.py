@@ -4,14 +4,25 @@ launcher (``python -m torch.distributed.run --standalone``), which the user coul
 qa_core never imports torch: the launcher runs in a child interpreter. Its only addition to plain
 torchrun is the last word when a rank fails: one line (which rank, its exit code) instead of
 torchrun's traceback of the ChildFailedError; the failing rank's own error line comes first.
+
+Signals: torchrun runs in a session of its own, and every SIGINT/SIGTERM this process gets is
+passed on to it once (torchrun passes it on to each rank, which saves at its next safe point). A
+terminal's Ctrl-C reaches only this process that way: were torchrun in the terminal's process
+group, every rank would get the signal twice (the terminal's and torchrun's), and a second signal
+forces a rank out without waiting for its safe point. Should this process be killed outright,
+torchrun gets SIGTERM (Linux' parent-death signal) and stops the ranks the same way, instead of
+training on, orphaned.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 from . import distributed
@@ -21,10 +32,13 @@ from .errors import ConfigError
 LAUNCHER = """
 import signal
 import sys
+from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import main
 try:
     main(sys.argv[1:])
+except SignalException as exc:  # Ctrl-C / SIGTERM: torchrun passed it on; the ranks said what is saved
+    sys.exit(128 + int(exc.sigval))
 except ChildFailedError as exc:
     rank, failure = exc.get_first_failure()
     code = failure.exitcode if isinstance(failure.exitcode, int) and failure.exitcode > 0 else 1
@@ -54,11 +68,39 @@ def launch_ranks(config: Any, nproc: int, argv: list[str]) -> int:
     if importlib.util.find_spec("torch") is None:
         raise ConfigError("--nproc-per-node: needs PyTorch (pip install torch), whose torch.distributed.run starts the ranks")
     distributed.per_rank_batch(config.batch_size, distributed.Rank(0, nproc))
-    command = [sys.executable, "-c", LAUNCHER, "--standalone", f"--nproc-per-node={nproc}", "-m", "qa_core.cli", *without_nproc(argv)]
     # OMP_NUM_THREADS=1 is what torchrun sets when unset anyway; set here, its banner about it goes.
     env = {**os.environ}
     env.setdefault("OMP_NUM_THREADS", "1")
-    return subprocess.call(command, env=env)
+    # torchrun's log folder (empty unless ranks redirect their output, which these do not) is a
+    # new temporary one per launch that torchrun never deletes; this one goes with the job.
+    with tempfile.TemporaryDirectory(prefix="qa-torchrun-") as logs:
+        command = [sys.executable, "-c", LAUNCHER, "--standalone", f"--nproc-per-node={nproc}", f"--log-dir={logs}",
+                   "-m", "qa_core.cli", *without_nproc(argv)]
+        return run_forwarding_signals(command, env)
+
+
+def run_forwarding_signals(command: list[str], env: dict[str, str]) -> int:
+    """``command`` in its own session, this process' SIGINT/SIGTERM passed on; its exit code."""
+    process = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+
+    def forward(signum: int, frame: Any) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return process.wait()  # PEP 475: a forwarded signal does not cut the wait short
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _die_with_parent() -> None:
+    """In torchrun's process: SIGTERM when the launcher dies (PR_SET_PDEATHSIG; Linux only)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:  # elsewhere: a launcher killed outright leaves torchrun to the user
+        pass
 
 
 def without_nproc(argv: list[str]) -> list[str]:

@@ -91,6 +91,11 @@ class CheckpointKeeper(Observer):
         policy, monitor = run.policy, run.monitor
         value = monitor.value(logs.metrics)
         accuracy, loss = logs.metrics["metrics/val/accuracy"], logs.metrics["metrics/val/loss"]
+        if not run.rank.is_main:
+            # Rank 0 alone writes checkpoints (and alone reloads the best for the test split);
+            # the others take the same decision from the same numbers and write nothing.
+            logs.is_best = policy.replay(epoch, accuracy, loss, value=value)
+            return
         meta = run.identity.checkpoint_meta(epoch, logs.metrics, monitor.name)
         model, spec, plugin = run.model, run.spec, run.model_plugin
         decision = policy.update(epoch, accuracy, loss, lambda path: plugin.save(model, path, spec, meta), meta, value=value)

@@ -209,7 +209,7 @@ def prepare(
         if point is not None and (done := _already_done(resume, point, config)):  # type: ignore[arg-type]
             raise NothingToDo(done, _stored_context(model_plugin, resume, point), point.summary)  # type: ignore[arg-type]
         if config.fast_dev_run or not rank.is_main:  # ranks > 0 keep their bookkeeping out of the run directory
-            scratch = Path(tempfile.mkdtemp(prefix="qa-fast-dev-run-" if rank.is_main else f"qa-rank{rank.rank}-"))
+            scratch = Path(tempfile.mkdtemp(prefix="qa-fast-dev-run-")) if rank.is_main else distributed.rank_scratch(rank)
             config.runs_dir = str(scratch)
         if config.fast_dev_run:
             config.epochs = 1

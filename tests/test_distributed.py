@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa_core.distributed import SINGLE, Rank, from_env, per_rank_batch, shard, shard_sizes
+from qa_core.distributed import SINGLE, Rank, from_env, per_rank_batch, rank_scratch, shard, shard_sizes
 from qa_core.errors import ConfigError
 
 
@@ -59,3 +59,22 @@ def test_single_process_shard_is_the_permutation_and_batch_must_divide():
     assert shard_sizes(10, 4, SINGLE) == [4, 4, 2]
     with pytest.raises(ConfigError, match="--batch-size 30: must be a multiple of the world size 4"):
         per_rank_batch(30, Rank(0, 4))
+
+
+def test_a_rank_scratch_folder_sweeps_those_of_dead_ranks_only(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    dead = tmp_path / f"qa-rank1-pid{gone}-abc"
+    (dead / "run").mkdir(parents=True)
+    alive = tmp_path / f"qa-rank2-pid{os.getppid()}-def"  # a running process (this test's parent)
+    alive.mkdir()
+    other = tmp_path / "qa-rank1-unrelated"
+    other.mkdir()
+    mine = rank_scratch(Rank(1, 2))
+    assert mine.parent == tmp_path and mine.name.startswith(f"qa-rank1-pid{os.getpid()}-") and mine.is_dir()
+    assert not dead.exists() and alive.is_dir() and other.is_dir()

@@ -99,6 +99,12 @@ def test_a_two_rank_run_extended_by_resume_equals_one_that_ran_through(data, two
     assert only_run_dir(tmp_path) == run_dir
 
 
+def leftovers(tmp: Path) -> list[Path]:
+    """What a job left in its TMPDIR: qa's folders and torchrun's log folders (torch's own
+    compile cache, torchinductor_<user>, is meant to stay)."""
+    return [path for path in tmp.iterdir() if path.name.startswith(("qa-", "torchelastic_"))]
+
+
 def _pid_of_rank(token: str, rank: str) -> int | None:
     """The rank's process, found by its environment (this test's token), as a user would with ps."""
     for entry in Path("/proc").iterdir():
@@ -116,16 +122,18 @@ def _pid_of_rank(token: str, rank: str) -> int | None:
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc")
 def test_a_rank_that_dies_stops_the_job_with_one_line_and_the_run_resumes(data, tmp_path):
     token = uuid.uuid4().hex
-    command = [*QA, *train_args(data, tmp_path, 30, 32), "--nproc-per-node", "2"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "QA_TEST_TOKEN": token}
+    runs, scratch = tmp_path / "runs", tmp_path / "tmp"
+    scratch.mkdir()
+    command = [*QA, *train_args(data, runs, 30, 32), "--nproc-per-node", "2"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "QA_TEST_TOKEN": token, "TMPDIR": str(scratch)}
     env.pop("QA_TRACEBACK", None)
     job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not list(tmp_path.glob("*/metrics.jsonl")):
+        while time.monotonic() < deadline and not list(runs.glob("*/metrics.jsonl")):
             time.sleep(0.2)  # polling for the first finished epoch, not a timed assertion
         pid = _pid_of_rank(token, "1")
-        assert pid is not None and list(tmp_path.glob("*/metrics.jsonl")), "the job never finished an epoch"
+        assert pid is not None and list(runs.glob("*/metrics.jsonl")), "the job never finished an epoch"
         os.kill(pid, signal.SIGKILL)
         out, err = job.communicate(timeout=120)
     finally:
@@ -135,12 +143,56 @@ def test_a_rank_that_dies_stops_the_job_with_one_line_and_the_run_resumes(data, 
     assert "Traceback" not in err, err[-3000:]
     assert "error: rank 1 was killed by SIGKILL; torchrun stopped the other ranks" in err, err[-3000:]
     # rank 0 says what is saved (its broken collective, or torchrun's SIGTERM, whichever came first)
-    assert f"Resume with: qa run --resume {only_run_dir(tmp_path)} --nproc-per-node 2" in err, err[-3000:]
-    run_dir = only_run_dir(tmp_path)
+    assert f"Resume with: qa run --resume {only_run_dir(runs)} --nproc-per-node 2" in err, err[-3000:]
+    # The killed rank could not delete its bookkeeping folder; it holds no checkpoint (rank 0 alone writes them)
+    (left,) = leftovers(scratch)
+    assert left.name.startswith(f"qa-rank1-pid{pid}-") and not [p.name for p in left.rglob("*.pt")]
+    run_dir = only_run_dir(runs)
     done = len(epochs_of(run_dir))
-    resumed = run(QA, "run", "--resume", str(run_dir), "--epochs", str(done + 1), "--no-progress", "--nproc-per-node", "2")
+    resumed = run(QA, "run", "--resume", str(run_dir), "--epochs", str(done + 1), "--no-progress", "--nproc-per-node", "2",
+                  env={"TMPDIR": str(scratch)})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert len(epochs_of(run_dir)) == done + 1
+    assert not leftovers(scratch)  # the dead rank's folder swept by the new rank 1; nothing else left
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="looks for left-over ranks through /proc")
+def test_sigint_to_the_launcher_stops_every_rank_and_resume_equals_a_run_that_ran_through(data, two_ranks, tmp_path):
+    """`kill -INT` of `qa run --nproc-per-node 2` (a terminal's Ctrl-C reaches only it: torchrun
+    runs in a session of its own): torchrun passes it on, every rank saves and stops, the job
+    ends 130 with rank 0's resume line, and nothing keeps training, orphaned."""
+    token = uuid.uuid4().hex
+    runs, scratch = tmp_path / "runs", tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "QA_TEST_TOKEN": token, "TMPDIR": str(scratch)}
+    env.pop("QA_TRACEBACK", None)
+    job = subprocess.Popen([*QA, *train_args(data, runs, 30, 32), "--nproc-per-node", "2"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(runs.glob("*/metrics.jsonl")):
+            time.sleep(0.1)  # polling for the first finished epoch, not a timed assertion
+        job.send_signal(signal.SIGINT)
+        out, err = job.communicate(timeout=120)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    run_dir = only_run_dir(runs)
+    done = len(epochs_of(run_dir))
+    assert job.returncode == 130 and 1 <= done < 30, (job.returncode, done, err[-3000:])
+    assert f"epoch {done} is saved. Resume with: qa run --resume {run_dir} --nproc-per-node 2" in err, err[-3000:]
+    assert "Traceback" not in err and "error:" not in err, err[-3000:]
+    assert _pid_of_rank(token, "0") is None and _pid_of_rank(token, "1") is None  # no rank left behind
+    assert not leftovers(scratch)  # nor rank 1's bookkeeping folder, nor torchrun's log folder
+    resumed = run(QA, "run", "--resume", str(run_dir), "--epochs", str(done + 1), "--no-progress", "--nproc-per-node", "2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    if done + 1 == 2:
+        straight = two_ranks
+    else:  # the signal landed later on a fast machine: the same length, uninterrupted (constant lr)
+        straight_runs = tmp_path / "straight"
+        assert run(TORCHRUN, *train_args(data, straight_runs, done + 1, 32)).returncode == 0
+        straight = only_run_dir(straight_runs)
+    assert_same_epochs(epochs_of(run_dir), epochs_of(straight))
 
 
 def test_a_plugin_without_data_parallel_support_is_refused_in_one_line(data, tmp_path):
