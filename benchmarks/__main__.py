@@ -17,7 +17,7 @@ from pathlib import Path
 from .common import Result, machine
 
 #: Run order: the cheap, model-free benchmarks first.
-BENCHMARKS = ("grouped_metrics", "data_pipeline", "scaling", "data_audit", "tracking", "evaluation", "transformer_epoch", "lightning_epoch", "full_length", "lstm_epoch", "time_to_accuracy", "sweep")
+BENCHMARKS = ("grouped_metrics", "data_pipeline", "scaling", "data_audit", "tracking", "evaluation", "transformer_epoch", "lightning_epoch", "full_length", "lstm_epoch", "time_to_accuracy", "hops_to_accuracy", "sweep")
 
 
 def format_value(value: object) -> str:

@@ -154,6 +154,21 @@ def test_time_to_accuracy_stops_at_the_epoch_cap_and_reports_unreached_levels_as
             assert result.figures[key] == pytest.approx(first["seconds"], abs=0.01)
 
 
+def test_hops_to_accuracy_reports_the_first_epoch_each_cell_reached_the_level():
+    from benchmarks import hops_to_accuracy
+
+    assert hops_to_accuracy.run(quick=True).skipped  # full mode only
+    result = hops_to_accuracy.run(quick=False, plugins=("bow",), train_per_cell=40, cap_seconds=60, max_epochs=3, level=0.5)
+    curve = result.details["bow"]["curve"]
+    assert 1 <= len(curve) <= 3 and result.details["bow"]["max_len"] == result.details["bow"]["params"].get("max_len", result.details["bow"]["max_len"])
+    for cell in ("dense-8", "superdense-8"):
+        first = next((point for point in curve if point[f"val_{cell}"] >= 0.5), None)
+        assert result.figures[f"bow_seconds_to_val_0.50_{cell}"] == (None if first is None else first["seconds"])
+        assert 0.0 <= result.figures[f"bow_test_accuracy_{cell}"] <= 1.0
+    if all(result.figures[f"bow_seconds_to_val_0.50_{c}"] is None for c in ("dense-8", "superdense-8")):
+        assert len(curve) == 3  # not reached: trained on to the cap
+
+
 def test_data_audit_benchmark_reports_fresh_and_old_shortcuts():
     from benchmarks import data_audit
 
