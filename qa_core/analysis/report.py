@@ -141,10 +141,6 @@ def _figures(run: RunRecord, fmt: str = "png", dpi: int = 100) -> tuple[list[tup
 def build_report(run: RunRecord, fmt: str = "png", dpi: int = 100) -> tuple[str, list[str], str | None]:
     """(HTML text, ids of the embedded images, why plots are missing or None); the plots are
     embedded as ``fmt`` (png or svg)."""
-    values = run.values
-    best = run.best or {}
-    overall = run.test_overall()
-    cells = run.test_cells()
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -152,36 +148,62 @@ def build_report(run: RunRecord, fmt: str = "png", dpi: int = 100) -> tuple[str,
         f"<style>{STYLE}</style></head><body>",
         f"<h1>{_e(_run_heading(run))}</h1>",
         f'<p class="note">Report written {_e(time.strftime("%Y-%m-%d %H:%M:%S"))} from {_e(run.path)}</p>',
+        _summary_section(run),
     ]
-    seconds = run.seconds
-    parts.append(
-        table(
-            "summary",
-            ["fact", "value"],
-            [
-                ["plugin", f"{run.plugin} {run.plugin_version}"],
-                ["framework", run.framework],
-                ["dataset", run.fact("dataset", "?")],
-                ["status", run.status],
-                ["epochs run", run.summary.get("epochs_run", "-")],
-                ["training time (s)", _fmt(seconds, 1) if seconds is not None else "-"],
-                ["best epoch", best.get("epoch", "-")],
-                ["best validation accuracy", _fmt(best.get("accuracy"))],
-                ["best validation loss", _fmt(best.get("loss"))],
-                ["best checkpoint", best.get("checkpoint", "-")],
-                *([["seeds", ", ".join(str(seed) for seed in run.summary["seeds"])]] if run.summary.get("seeds") else []),
-                ["test accuracy", _fmt(overall.get("accuracy"))],
-                ["test loss", _fmt(overall.get("loss"))],
-            ],
-            text_columns=2,
-        )
-    )
-
     parts += run_flags(run)
     parts += hyperparameters_section(run)
-
     parts.extend(_members(run))
-    parts.append("<h2>Test results</h2>")
+    parts += _test_section(run)
+    lost = lost_support(run)
+    if lost:
+        parts.append(_truncation_section(run, lost))
+    parts += _errors_section(run)
+    parts += misclassified_section(run)
+    parts += _training_section(run)
+    parts += _probe_section(run)
+    plots, missing = _plots_section(run, fmt, dpi)
+    parts += plots
+    parts.append("<h2>Configuration</h2>")
+    config_rows = [[key, value if isinstance(value, str) else json.dumps(value, default=str)] for key, value in run.config.items()]
+    parts.append(table("config", ["key", "value"], config_rows, text_columns=2))
+    parts.append("</body></html>")
+    text = "\n".join(parts) + "\n"
+    return text, re.findall(r'<img id="([^"]+)"', text), missing
+
+
+def _summary_section(run: RunRecord) -> str:
+    best = run.best or {}
+    overall = run.test_overall()
+    seconds = run.seconds
+    return table(
+        "summary",
+        ["fact", "value"],
+        [
+            ["plugin", f"{run.plugin} {run.plugin_version}"],
+            ["framework", run.framework],
+            ["dataset", run.fact("dataset", "?")],
+            ["status", run.status],
+            ["epochs run", run.summary.get("epochs_run", "-")],
+            ["training time (s)", _fmt(seconds, 1) if seconds is not None else "-"],
+            ["best epoch", best.get("epoch", "-")],
+            ["best validation accuracy", _fmt(best.get("accuracy"))],
+            ["best validation loss", _fmt(best.get("loss"))],
+            ["best checkpoint", best.get("checkpoint", "-")],
+            *([["seeds", ", ".join(str(seed) for seed in run.summary["seeds"])]] if run.summary.get("seeds") else []),
+            ["test accuracy", _fmt(overall.get("accuracy"))],
+            ["test loss", _fmt(overall.get("loss"))],
+        ],
+        text_columns=2,
+    )
+
+
+def _test_section(run: RunRecord) -> list[str]:
+    """Overall test figures with intervals, the confusion matrix, the cell table and the
+    breakdowns by category, noun count and length."""
+    values = run.values
+    overall = run.test_overall()
+    cells = run.test_cells()
+    parts = ["<h2>Test results</h2>"]
     if overall:
         intervals = [_interval(values, f"metrics/test/{k}") for k in ("accuracy", "precision", "recall")]
         parts.append(table("test-overall", ["accuracy", "loss", "precision", "recall", "f1", "count", "accuracy 95% interval", "precision 95% interval", "recall 95% interval"], [[_fmt(overall.get(k)) for k in ("accuracy", "loss", "precision", "recall", "f1", "count")] + intervals], text_columns=0))
@@ -204,27 +226,29 @@ def build_report(run: RunRecord, fmt: str = "png", dpi: int = 100) -> tuple[str,
                 continue  # a run made before the length axis
             parts.append(f"<h3>By {title}</h3>")
             parts.append(table(table_id, [title, "accuracy", "count", "loss", "accuracy 95% interval"], rows))
+    return parts
 
-    lost = lost_support(run)
-    if lost:
-        parts.append(_truncation_section(run, lost))
 
+def _errors_section(run: RunRecord) -> list[str]:
     errors = run.eval_json("errors.json")
-    if isinstance(errors, dict):
-        parts.append("<h2>Errors</h2>")
-        parts.append(f"<p>{_e(errors.get('total_errors', '?'))} errors: {_e(errors.get('false_positives', '?'))} false positives (said yes), {_e(errors.get('false_negatives', '?'))} false negatives (said no). The cells with the most errors:</p>")
-        parts.append(
-            table(
-                "errors",
-                ["category", "noun count", "errors", "false positives", "false negatives", "count", "accuracy"],
-                [[c["category"], c["noun_count"], c["errors"], c["false_positives"], c["false_negatives"], c["count"], _fmt(c["accuracy"])] for c in errors.get("worst_cells", [])],
-                text_columns=1,
-            )
+    if not isinstance(errors, dict):
+        return []
+    parts = ["<h2>Errors</h2>"]
+    parts.append(f"<p>{_e(errors.get('total_errors', '?'))} errors: {_e(errors.get('false_positives', '?'))} false positives (said yes), {_e(errors.get('false_negatives', '?'))} false negatives (said no). The cells with the most errors:</p>")
+    parts.append(
+        table(
+            "errors",
+            ["category", "noun count", "errors", "false positives", "false negatives", "count", "accuracy"],
+            [[c["category"], c["noun_count"], c["errors"], c["false_positives"], c["false_negatives"], c["count"], _fmt(c["accuracy"])] for c in errors.get("worst_cells", [])],
+            text_columns=1,
         )
+    )
+    return parts
 
-    parts += misclassified_section(run)
 
-    parts.append("<h2>Training</h2>")
+def _training_section(run: RunRecord) -> list[str]:
+    best = run.best or {}
+    parts = ["<h2>Training</h2>"]
     parts.append("<h3>Top epochs (by validation accuracy)</h3>")
     parts.append(table("top-epochs", ["rank", "epoch", "val accuracy", "val loss", "checkpoint"], [[rank, e.get("epoch"), _fmt(e.get("accuracy")), _fmt(e.get("loss")), e.get("checkpoint") or "-"] for rank, e in enumerate(run.top_epochs, start=1)], text_columns=0))
     parts.append("<h3>Epochs</h3>")
@@ -234,40 +258,42 @@ def build_report(run: RunRecord, fmt: str = "png", dpi: int = 100) -> tuple[str,
         for line in run.lines
     ]
     parts.append(table("epochs", ["epoch", "train loss", "train accuracy", "val loss", "val accuracy", ""], history, text_columns=0))
+    return parts
 
+
+def _probe_section(run: RunRecord) -> list[str]:
+    """The progressive difficulty probe's curve and boundaries, when qa probe ran."""
     probe = _probe_json(run)
-    if probe is not None:
-        parts.append("<h2>Progressive difficulty probe</h2>")
-        parts.append(f"<p>{_e(probe.get('per_cell'))} fresh stories per cell (seed {_e(probe.get('seed'))}); boundary: the first noun count with accuracy below {_e(probe.get('threshold'))}.</p>")
-        curve = probe.get("curve", {})
-        probe_cells = CellTable.from_cells({(category, p["noun_count"]): p for category, points in curve.items() for p in points})
-        parts.append(cells_table(probe_cells, "probe"))
-        boundary = probe.get("boundary", {})
-        upper = probe.get("boundary_upper_bound", {})
-        parts.append(table("probe-boundary", ["category", "boundary (noun count)", "95% upper bound below (noun count)"], [[c, "none" if n is None else n, "none" if upper.get(c) is None else upper[c]] for c, n in boundary.items()]))
-        capped = probe.get("capped_by_truncation") or []
-        if probe.get("lost_to_max_len"):
-            lost_cells = ", ".join(f"{x['category']}/{x.get('noun_count', x.get('length'))} {x['lost']}" for x in probe["lost_to_max_len"])
-            parts.append(f'<p class="note">Scored on answerable records; lost to max_len: {_e(lost_cells)}.'
-                         + (f" Capped by truncation (even a perfect reader of the kept text stays below the threshold): {_e(', '.join(str(x.get('noun_count', x.get('length'))) + ' ' + x['category'] for x in capped))}." if capped else "")
-                         + "</p>")
-        probe_plot = run.path / "probe" / "accuracy_by_noun_count.png"
-        if probe_plot.is_file():  # drawn by qa probe, with the threshold line
-            parts.append(_image("probe_accuracy_by_noun_count.png", probe_plot.read_bytes(), "Probe accuracy by noun count, with the threshold"))
+    if probe is None:
+        return []
+    parts = ["<h2>Progressive difficulty probe</h2>"]
+    parts.append(f"<p>{_e(probe.get('per_cell'))} fresh stories per cell (seed {_e(probe.get('seed'))}); boundary: the first noun count with accuracy below {_e(probe.get('threshold'))}.</p>")
+    curve = probe.get("curve", {})
+    probe_cells = CellTable.from_cells({(category, p["noun_count"]): p for category, points in curve.items() for p in points})
+    parts.append(cells_table(probe_cells, "probe"))
+    boundary = probe.get("boundary", {})
+    upper = probe.get("boundary_upper_bound", {})
+    parts.append(table("probe-boundary", ["category", "boundary (noun count)", "95% upper bound below (noun count)"], [[c, "none" if n is None else n, "none" if upper.get(c) is None else upper[c]] for c, n in boundary.items()]))
+    capped = probe.get("capped_by_truncation") or []
+    if probe.get("lost_to_max_len"):
+        lost_cells = ", ".join(f"{x['category']}/{x.get('noun_count', x.get('length'))} {x['lost']}" for x in probe["lost_to_max_len"])
+        parts.append(f'<p class="note">Scored on answerable records; lost to max_len: {_e(lost_cells)}.'
+                     + (f" Capped by truncation (even a perfect reader of the kept text stays below the threshold): {_e(', '.join(str(x.get('noun_count', x.get('length'))) + ' ' + x['category'] for x in capped))}." if capped else "")
+                     + "</p>")
+    probe_plot = run.path / "probe" / "accuracy_by_noun_count.png"
+    if probe_plot.is_file():  # drawn by qa probe, with the threshold line
+        parts.append(_image("probe_accuracy_by_noun_count.png", probe_plot.read_bytes(), "Probe accuracy by noun count, with the threshold"))
+    return parts
 
-    parts.append("<h2>Plots</h2>")
+
+def _plots_section(run: RunRecord, fmt: str, dpi: int) -> tuple[list[str], str | None]:
+    parts = ["<h2>Plots</h2>"]
     figures, missing = _figures(run, fmt, dpi)
     if missing:
         parts.append(f'<p class="note">No plots: {_e(missing)}</p>')
     for name, png, caption in figures:
         parts.append(_image(name, png, caption, MIME[fmt]))
-
-    parts.append("<h2>Configuration</h2>")
-    config_rows = [[key, value if isinstance(value, str) else json.dumps(value, default=str)] for key, value in run.config.items()]
-    parts.append(table("config", ["key", "value"], config_rows, text_columns=2))
-    parts.append("</body></html>")
-    text = "\n".join(parts) + "\n"
-    return text, re.findall(r'<img id="([^"]+)"', text), missing
+    return parts, missing
 
 
 def _truncation_section(run: RunRecord, lost: dict[tuple[str, int], int]) -> str:
