@@ -102,92 +102,107 @@ def read_babi(path: str | os.PathLike[str], category: str | None = None) -> list
 
 def parse_babi(text: str, path: Path, category: str) -> list[Example]:
     """Parse bAbI text; ``path`` names the source in ids and error lines."""
-    problems: list[str] = []
-    examples: list[Example] = []
-    statements: list[str] = []  # the current story's statements so far
-    statement_index: dict[int, int] = {}  # line number -> position among the story's statements
-    questions: set[int] = set()  # the story's question line numbers so far
-    story_index = 0  # 1-based, so ids read like line numbers do
-    previous = 0  # the number the previous line had (or should have had)
-    first_not_yes_no = ""  # one line is enough: a non-binary task has hundreds
-    noun_cache = ("", 0)  # consecutive questions often share a story
-
+    reader = _BabiReader(path, category)
     # split("\n"), not splitlines(): line numbers must match what an editor shows, and
     # splitlines() also breaks on form feeds and Unicode separators. CR alone ends a line too
     # (old Mac files), as every editor shows it.
     for line_number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{line_number}"
+        if line.strip():
+            reader.line(line_number, line)
+    return reader.finish()
+
+
+class _BabiReader:
+    """The state of one pass over a bAbI file: the current story, and what went wrong."""
+
+    def __init__(self, path: Path, category: str) -> None:
+        self.path, self.category = path, category
+        self.problems: list[str] = []
+        self.examples: list[Example] = []
+        self.statements: list[str] = []  # the current story's statements so far
+        self.statement_index: dict[int, int] = {}  # line number -> position among the story's statements
+        self.questions: set[int] = set()  # the story's question line numbers so far
+        self.story_index = 0  # 1-based, so ids read like line numbers do
+        self.previous = 0  # the number the previous line had (or should have had)
+        self.first_not_yes_no = ""  # one line is enough: a non-binary task has hundreds
+        self.noun_cache = ("", 0)  # consecutive questions often share a story
+
+    def line(self, line_number: int, line: str) -> None:
+        where = f"{self.path}:{line_number}"
         text_field, *fields = line.split("\t")
         match = _LINE_NUMBER.match(text_field)
         if match is None:
-            problems.append(f"{where}: number: missing (expected '{previous + 1} <text>')")
-            previous += 1  # assume it took its slot, so the next line is not reported too
-            continue
+            self.problems.append(f"{where}: number: missing (expected '{self.previous + 1} <text>')")
+            self.previous += 1  # assume it took its slot, so the next line is not reported too
+            return
         number = int(match[1])
+        self._check_number(number, where)
         content = text_field[match.end() :].strip()
-        if number == 1:
-            story_index += 1
-            statements = []
-            statement_index = {}
-            questions = set()
-        elif story_index == 0:
-            problems.append(f"{where}: number: expected 1 (a file starts with a story's first line), got {number}")
-            story_index = 1
-        elif number != previous + 1:
-            problems.append(f"{where}: number: expected {previous + 1} (or 1 to start a story), got {number}")
-        previous = number  # resynchronise on the number given: one bad line, one report
-
         if not content:
-            problems.append(f"{where}: text: empty")
-            continue
+            self.problems.append(f"{where}: text: empty")
+            return
         # A question without a TAB would otherwise pass as a statement; bAbI statements never
         # end with '?', so that is a question whose answer field is missing. A TAB inside a
         # statement (no '?', no yes/no after it) is whitespace, not an answer field.
         if not content.endswith("?") and (not fields or fields[0].strip().lower() not in YES_NO):
-            statement_index[number] = len(statements)
-            statements.append(" ".join([content, *(f.strip() for f in fields if f.strip())]))
-            continue
+            self.statement_index[number] = len(self.statements)
+            self.statements.append(" ".join([content, *(f.strip() for f in fields if f.strip())]))
+        else:
+            self._question(number, content, fields, where)
+
+    def _check_number(self, number: int, where: str) -> None:
+        if number == 1:
+            self.story_index += 1
+            self.statements, self.statement_index, self.questions = [], {}, set()
+        elif self.story_index == 0:
+            self.problems.append(f"{where}: number: expected 1 (a file starts with a story's first line), got {number}")
+            self.story_index = 1
+        elif number != self.previous + 1:
+            self.problems.append(f"{where}: number: expected {self.previous + 1} (or 1 to start a story), got {number}")
+        self.previous = number  # resynchronise on the number given: one bad line, one report
+
+    def _question(self, number: int, content: str, fields: list[str], where: str) -> None:
         answer = fields[0].strip() if fields else ""
         if not answer:
-            problems.append(f"{where}: answer: missing (expected 'N question?<TAB>yes|no<TAB>fact numbers')")
-            continue
+            self.problems.append(f"{where}: answer: missing (expected 'N question?<TAB>yes|no<TAB>fact numbers')")
+            return
         if answer.lower() not in YES_NO:
-            first_not_yes_no = first_not_yes_no or (
+            self.first_not_yes_no = self.first_not_yes_no or (
                 f"{where}: answer: {answer!r} is not yes/no; only bAbI yes/no tasks "
                 f"({', '.join(map(str, YES_NO_TASKS))}) can be loaded"
             )
-            continue
-        bad = len(problems)
-        support = _supporting_facts(fields[1] if len(fields) > 1 else "", number, statement_index, questions, where, problems)
-        questions.add(number)
-        if not statements:
-            problems.append(f"{where}: story: no statements before this question")
-        if len(problems) > bad:
-            continue
-        story = " ".join(statements)
-        if noun_cache[0] != story:
-            noun_cache = (story, count_nouns(story))
-        examples.append(
+            return
+        bad = len(self.problems)
+        support = _supporting_facts(fields[1] if len(fields) > 1 else "", number, self.statement_index, self.questions, where, self.problems)
+        self.questions.add(number)
+        if not self.statements:
+            self.problems.append(f"{where}: story: no statements before this question")
+        if len(self.problems) > bad:
+            return
+        story = " ".join(self.statements)
+        if self.noun_cache[0] != story:
+            self.noun_cache = (story, count_nouns(story))
+        self.examples.append(
             Example(
-                id=f"{path.stem}-{story_index}-{number}",
+                id=f"{self.path.stem}-{self.story_index}-{number}",
                 story=story,
                 question=content,
                 answer=YES_NO[answer.lower()],
-                category=category,
-                noun_count=noun_cache[1],
+                category=self.category,
+                noun_count=self.noun_cache[1],
                 support=support,
             )
         )
 
-    if first_not_yes_no:
-        problems.insert(0, first_not_yes_no)  # the root cause goes first
-    if not examples and not problems:
-        problems.append(f"{path}:1: file: no questions (expected lines 'N question?<TAB>yes|no<TAB>fact numbers')")
-    if problems:
-        raise DataError(problems)
-    return examples
+    def finish(self) -> list[Example]:
+        problems = list(self.problems)
+        if self.first_not_yes_no:
+            problems.insert(0, self.first_not_yes_no)  # the root cause goes first
+        if not self.examples and not problems:
+            problems.append(f"{self.path}:1: file: no questions (expected lines 'N question?<TAB>yes|no<TAB>fact numbers')")
+        if problems:
+            raise DataError(problems)
+        return self.examples
 
 
 def _supporting_facts(
