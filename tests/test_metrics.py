@@ -204,3 +204,87 @@ def test_every_extra_axis_is_a_column_of_the_kept_predictions(tmp_path):
     assert kept.correct.tolist() == ((probs >= 0.5) == (labels >= 0.5)).tolist()
     assert kept.extra["length"].tolist() == [r["length"] for r in rows]
     assert json.loads((tmp_path / "metrics.json").read_text())["by_length"]["long"]["count"] == 3
+
+
+# -------------------------------------------------------------------------------------------------
+# the block kernel against a straightforward reference (the fast path's keys, lanes, buffers)
+# -------------------------------------------------------------------------------------------------
+
+LENGTHS = ("short", "mid", "long", "unused")
+
+
+def edgy_split(n: int, seed: int, probs_dtype=np.float32):
+    """Random predictions with the awkward values in: p exactly 0, 1, 0.5 and the threshold,
+    soft labels, an unused category, noun counts with gaps, an axis label no row has."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(np.array([0.0, 1.0, 1.0, 0.0, 0.3, 0.5, 0.7], np.float32), n)
+    probs = rng.random(n).astype(probs_dtype)
+    special = rng.random(n) < 0.3
+    probs[special] = rng.choice(np.array([0.0, 1.0, 0.5, 0.25, 1e-9, 1 - 1e-9], probs_dtype), int(special.sum()))
+    cats = rng.choice([0, 2], n).astype(np.int32)  # "dense" (1) has no row: no group
+    nouns = rng.choice([0, 1, 8, 30], n).astype(np.int32)
+    length = rng.integers(0, 3, n)  # "unused" (3) has no row
+    return labels, probs, cats, nouns, length
+
+
+def straightforward(labels, probs, cats, nouns, length, threshold):
+    """Per row: the outcome counts and the losses of every group, in plain Python."""
+    losses = metrics.per_example_loss(labels, probs).tolist()  # the per-row definition
+    groups: dict = {}
+    for i, (y, p) in enumerate(zip(labels.tolist(), probs.tolist())):
+        truth, said = y >= 0.5, p >= np.asarray(threshold, probs.dtype)
+        row = (CATS[cats[i]], int(nouns[i]), LENGTHS[length[i]])
+        for key in [("all",), ("category", row[0]), ("noun_count", row[1]), ("length", row[2]), ("cell", row[0], row[1])]:
+            g = groups.setdefault(key, {"tn": 0, "fp": 0, "fn": 0, "tp": 0, "losses": []})
+            g[("t" if said == truth else "f") + ("p" if said else "n")] += 1
+            g["losses"].append(losses[i])
+    return groups
+
+
+def check_group(group, ref):
+    assert (group.tn, group.fp, group.fn, group.tp) == (ref["tn"], ref["fp"], ref["fn"], ref["tp"])
+    total = len(ref["losses"])
+    assert group.count == total
+    assert group.accuracy == (ref["tp"] + ref["tn"]) / total
+    # the same float32 losses, summed in another order: equal to the exactly rounded sum
+    assert group.loss == pytest.approx(math.fsum(ref["losses"]) / total, rel=1e-12, abs=0)
+    low, high = metrics.wilson(ref["tp"] + ref["tn"], total)
+    assert (group.accuracy_low, group.accuracy_high) == (float(low), float(high))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 37, 1000])
+# the default block (one short block); blocks of 64 and 7 rows, where splits longer than a block
+# count in lanes and end on a short block
+@pytest.mark.parametrize("block", [None, 64, 7])
+@pytest.mark.parametrize("threshold, probs_dtype", [(0.5, np.float32), (0.25, np.float32), (0.5, np.float64)])
+def test_the_block_kernel_matches_a_straightforward_reference(n, block, threshold, probs_dtype, monkeypatch):
+    if block is not None:
+        monkeypatch.setattr(metrics, "_BLOCK", block)
+    labels, probs, cats, nouns, length = edgy_split(n, seed=n + 11, probs_dtype=probs_dtype)
+    report = metrics.compute(labels, probs, cats, nouns, CATS, threshold=threshold, axes={"length": metrics.Axis(length, LENGTHS)})
+    ref = straightforward(labels, probs, cats, nouns, length, threshold)
+    assert report.overall.count == n
+    if n:
+        check_group(report.overall, ref[("all",)])
+    for axis, groups in report.by_axis.items():
+        assert set(groups) == {key[1] for key in ref if key[0] == axis}  # an empty group has no entry
+        for value, group in groups.items():
+            check_group(group, ref[(axis, value)])
+    assert set(report.by_group) == {key[1:] for key in ref if key[0] == "cell"}
+    for cell, group in report.by_group.items():
+        check_group(group, ref[("cell", *cell)])
+    assert report.hist.sum() == n and report.hist.shape == (len(CATS), int(nouns.max()) + 1 if n else 1, len(LENGTHS), 4)
+    assert not np.signbit(report.loss_sums).any()  # no -0.0 in a cell without rows
+
+
+def test_one_dense_key_counts_the_same_in_lanes(monkeypatch):
+    # every row in one cell and right: the case the lanes exist for (consecutive equal keys)
+    monkeypatch.setattr(metrics, "_BLOCK", 16)
+    n = 1001
+    labels, probs = np.ones(n, np.float32), np.full(n, 0.875, np.float32)
+    report = metrics.compute(labels, probs, np.zeros(n, np.int32), np.full(n, 8, np.int32), CATS)
+    assert report.by_group == {("simple", 8): report.overall}
+    assert (report.overall.tp, report.overall.count) == (n, n)
+    assert report.overall.loss == pytest.approx(-math.log(0.875), rel=1e-7)
+    without = metrics.compute(labels, probs, np.zeros(n, np.int32), np.full(n, 8, np.int32), CATS, with_loss=False)
+    assert without.overall.loss == 0.0 and not np.signbit(without.loss_sums).any()
