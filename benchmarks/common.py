@@ -53,13 +53,20 @@ class Comparison:
 
 
 def side_by_side(
-    sides: Mapping[str, Callable[[], Any]], repeats: int, warmup: int = 1, before: Callable[[int], None] | None = None
+    sides: Mapping[str, Callable[[], Any]],
+    repeats: int,
+    warmup: int = 1,
+    before: Callable[[int], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Comparison:
     """Time two callables alternately: ``warmup`` untimed rounds, then ``repeats`` timed ones.
 
     The order flips every round (A B, B A, ...) so neither side always runs right after the
     other's caches, allocations or thermal state. ``before(round)`` runs untimed before each
-    round (e.g. to draw this round's shuffle for both sides).
+    round (e.g. to draw this round's shuffle for both sides). ``clock=time.thread_time`` times
+    the CPU the calling thread spent instead of the wall: on a shared machine a call longer than
+    a scheduler slice is preempted and a sub-millisecond one mostly is not, so wall ratios
+    against a short baseline grow with the load, CPU ratios much less.
     """
     (name_a, run_a), (name_b, run_b) = sides.items()
     times: dict[str, list[float]] = {name_a: [], name_b: []}
@@ -70,9 +77,9 @@ def side_by_side(
         if round_index % 2:
             order.reverse()
         for name, run in order:
-            start = time.perf_counter()
+            start = clock()
             run()
-            elapsed = time.perf_counter() - start
+            elapsed = clock() - start
             if round_index >= warmup:
                 times[name].append(elapsed)
     return Comparison(name_a, name_b, times[name_a], times[name_b])
