@@ -180,6 +180,7 @@ def run(quick: bool, sizes: tuple[tuple[int, str], ...] = SIZES) -> Result:
             # the same rounds in thread CPU time: what the other jobs on a shared machine inflate least
             cpu = side_by_side({"qa": lambda: qa_scores(data), "floor": lambda: memory_floor(data)}, repeats=repeats, clock=time.thread_time)
             result.figures[f"metrics_{label}_ratio_vs_memory_floor_cpu"] = cpu.ratio
+            result.figures[f"metrics_{label}_qa_cpu_ms"] = cpu.median_a * 1e3
             result.details[label]["vs_memory_floor_cpu_time"] = cpu.to_json()
             kernels_in = kernel_inputs(data)
             kernels = side_by_side({"qa": lambda: qa_scores(data), "numpy_kernels": lambda: numpy_kernels(kernels_in)}, repeats=repeats)

@@ -383,8 +383,8 @@ def _log_likelihood(truth: np.ndarray, probs: np.ndarray, buf: _Buffers) -> np.n
     """log of each row's likelihood of its true answer (minus its loss): the same float32 values
     as ``-per_example_loss``, then converted into float64, the type np.bincount sums in (the
     conversion inside bincount is a slow generic cast; so is a float32 log into float64)."""
-    likelihood, is_no = buf.likelihood, buf.log32
-    np.logical_not(truth, out=buf.predicted)  # (the outcome is already in its key)
+    likelihood, is_no = buf.likelihood, buf.log32  # (the log overwrites is_no once it is used)
+    np.logical_not(truth, out=buf.predicted)  # (the prediction is already in the outcome)
     np.copyto(is_no, buf.predicted)  # 0.0 for a yes, 1.0 for a no
     np.subtract(probs, is_no, out=likelihood)  # p for a yes, p - 1 for a no
     np.abs(likelihood, out=likelihood)
