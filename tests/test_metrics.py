@@ -288,3 +288,22 @@ def test_one_dense_key_counts_the_same_in_lanes(monkeypatch):
     assert report.overall.loss == pytest.approx(-math.log(0.875), rel=1e-7)
     without = metrics.compute(labels, probs, np.zeros(n, np.int32), np.full(n, 8, np.int32), CATS, with_loss=False)
     assert without.overall.loss == 0.0 and not np.signbit(without.loss_sums).any()
+
+
+def test_threads_scoring_at_once_do_not_share_block_buffers(monkeypatch):
+    # the block buffers are kept between calls, one set per thread; shared, these would mix
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(metrics, "_BLOCK", 256)
+    splits = [edgy_split(5000, seed) for seed in range(6)]
+
+    def score(split):
+        labels, probs, cats, nouns, _ = split
+        return metrics.compute(labels, probs, cats, nouns, CATS)
+
+    alone = [score(split) for split in splits]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(score, splits * 4))
+    for i, report in enumerate(together):
+        assert np.array_equal(report.hist, alone[i % 6].hist)
+        assert np.array_equal(report.loss_sums, alone[i % 6].loss_sums)
