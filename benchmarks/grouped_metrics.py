@@ -8,10 +8,11 @@ of accuracy, precision and recall of every group (pandas does not). The *memory 
 pass that only reads the four input arrays once (a vectorised max over each, viewed as int32): no
 scoring can beat it, so ``metrics_1m_ratio_vs_memory_floor`` says how far qa is from the memory
 limit. The *numpy kernels* are the per-row work any numpy scorer of these metrics does (two
-bincounts and a float32 log, on a prepared block held in cache): ``metrics_1m_ratio_vs_numpy_kernels``
-says how much qa adds to what numpy cannot do faster, and kernels / floor why the floor's 2.0 is
-out of a numpy scorer's reach. The results are cross-checked (counts equal) before any time is reported. numpy runs on one
-core here: nothing in the scoring path is multi-threaded.
+bincounts and a float32 log, on a prepared block held in cache):
+``metrics_1m_ratio_vs_numpy_kernels`` says how much qa adds to what numpy cannot do faster, and
+kernels / floor why the floor's 2.0 is out of a numpy scorer's reach. The results are
+cross-checked (counts equal) before any time is reported. numpy runs on one core here: nothing in
+the scoring path is multi-threaded.
 """
 
 from __future__ import annotations
