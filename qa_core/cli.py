@@ -92,6 +92,7 @@ def run(
     min_delta: Optional[float] = typer.Option(None, "--min-delta", help="Early stopping: smaller improvements of --monitor count as none [default: 0]."),
     log_every_n_steps: Optional[int] = typer.Option(None, "--log-every-n-steps", help="Also log the training loss (and the plugin's own values) every N optimisation steps, as steps/... series."),
     limit_train_batches: Optional[int] = typer.Option(None, "--limit-train-batches", help="Train on the first N batches of each (shuffled) epoch only."),
+    group_by_length: Optional[bool] = typer.Option(None, "--group-by-length/--no-group-by-length", help="Batch rows of similar length together (shuffled pools sorted by length, batches in random order): far less padding for models that trim each batch [default: on]."),
     fast_dev_run: Optional[bool] = typer.Option(None, "--fast-dev-run", help="Run 2 batches of train, val and test through every hook, keep nothing: checks a plugin or config in seconds."),
     allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help="With --resume: continue although the data files changed since the run started."),
     nproc_per_node: Optional[int] = typer.Option(None, "--nproc-per-node", help="Data-parallel: start N ranks on this machine through torch.distributed.run (--batch-size is the global batch; see docs/scaling.md)."),
@@ -102,7 +103,7 @@ def run(
     from .trainer import config_from_run
     from .trainer import train as run_training
 
-    if resume is not None and (config_file or from_run or plugin or data or train or val or test or param):
+    if resume is not None and (config_file or from_run or plugin or data or train or val or test or param or group_by_length is not None):
         raise ConfigError("--resume: the run's own config is used; only --epochs, --progress and tracker options may be given")
     if config_file and from_run:
         raise ConfigError("--from: give either --from RUN_DIR or --config FILE, not both")
@@ -138,6 +139,7 @@ def run(
         "log_every_n_steps": log_every_n_steps,
         "limit_train_batches": limit_train_batches,
         "fast_dev_run": fast_dev_run,
+        "group_by_length": group_by_length,
     }
     if data or train:  # data given here replaces the file's data, whichever form it took
         for key in ("data_dir", "train", "val", "test"):

@@ -64,6 +64,9 @@ class RunConfig:
     log_every_n_steps: int = 0
     limit_train_batches: int = 0
     fast_dev_run: bool = False
+    #: Batches of rows of similar length (qa_core/batching.py); a run's config.json without the
+    #: key is from before it existed, when epochs were plainly shuffled: read back as False.
+    group_by_length: bool = True
 
     def check(self) -> "RunConfig":
         if not self.plugin:
@@ -167,6 +170,8 @@ def check_training_kit(config: RunConfig) -> None:
     _non_negative_int("--limit-train-batches", config.limit_train_batches)
     if not isinstance(config.fast_dev_run, bool):
         raise ConfigError(f"--fast-dev-run: expected true or false, got {config.fast_dev_run!r}")
+    if not isinstance(config.group_by_length, bool):
+        raise ConfigError(f"--group-by-length: expected true or false, got {config.group_by_length!r}")
     if not isinstance(config.callbacks, list) or not all(isinstance(name, str) for name in config.callbacks):
         raise ConfigError(f"--callback: expected plugin names, got {config.callbacks!r}")
 
@@ -251,6 +256,7 @@ OPTIONS = {
     "data_format": "--format", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
     "runs_dir": "--runs-dir", "top_k": "--top-k", "checkpoint_every": "--checkpoint-every", "patience": "--patience",
     "threshold": "--threshold", "max_len": "--max-len", "val_fraction": "--val-fraction",
+    "group_by_length": "--group-by-length",
 }
 #: What a TOML value must be, for the keys whose checks do not already say (numbers are checked
 #: by RunConfig.check, and named by file and key through check_config).
@@ -284,7 +290,7 @@ def _check_toml_value(path: Path, key: str, name: str, value: Any) -> Any:
     where = f"{path}: {key}"
     if name in _TOML_TEXT and not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string, got {value!r}")
-    if name == "progress" and not isinstance(value, bool):
+    if name in ("progress", "group_by_length") and not isinstance(value, bool):
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if name in _TOML_LISTS:
         if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
@@ -333,6 +339,17 @@ def _read_config_bytes(path: Path) -> bytes:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
 
 
+#: Options added after runs were already on disk, and the value such a run's config.json (which
+#: lacks the key) had in effect: a resume or a re-run of an old run behaves as that run did.
+LEGACY_DEFAULTS = {"group_by_length": False}
+
+
+def with_legacy_defaults(stored: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (read from a run's config.json ``stored``) plus LEGACY_DEFAULTS for the keys
+    ``stored`` lacks."""
+    return {**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in stored}, **values}
+
+
 def run_json_options(path: Path, raw: bytes | None = None) -> dict[str, Any]:
     """The options stored in a run's config.json: the RunConfig fields, with the plugin's
     hyperparameters as they were resolved (every default filled in), and without redacted secrets."""
@@ -344,7 +361,7 @@ def run_json_options(path: Path, raw: bytes | None = None) -> dict[str, Any]:
         raise ConfigError(f"{path}: config: not a JSON config ({exc})") from None
     if not isinstance(stored, dict) or "plugin" not in stored:
         raise ConfigError(f"{path}: config: not a run's config.json (no plugin)")
-    values = {k: v for k, v in stored.items() if k in CONFIG_KEYS}
+    values = with_legacy_defaults(stored, {k: v for k, v in stored.items() if k in CONFIG_KEYS})
     resolved = stored.get("resolved_params") or {}
     values["params"] = {**values.get("params", {}), **{k[len("model/"):]: v for k, v in resolved.items() if k.startswith("model/")}}
     for table in ("logger_params", "callback_params"):

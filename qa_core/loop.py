@@ -1,6 +1,6 @@
 """Phase two of a run: ``fit(run, model)``, the epoch loop and nothing else.
 
-    per epoch: shuffle -> train (progress bar per batch; step logging) -> evaluate val -> logs
+    per epoch: shuffle [-> group by length] -> train (progress bar per batch; step logging) -> evaluate val -> logs
                -> the observers, in their documented order (observers.py) -> stop?
 
 The core owns epochs, progress, evaluation and the epoch-end decisions. A plugin trains one step
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from . import console, distributed, metrics
+from . import batching, console, distributed, metrics
 from .errors import QAError
 from .observers import EpochLogs, run_observers
 from .plugins import ModelPlugin
@@ -53,7 +53,7 @@ def run_epoch(run: "Run", model: Any, epoch: int) -> EpochLogs:
     """Shuffle, train, validate: the epoch's logs, before any observer sees them."""
     started = time.monotonic()
     config, plugin, train = run.config, run.model_plugin, run.encoded["train"]
-    order = run.rng.permutation(len(train))  # drawn in full even when limited: a resume replays it
+    order = epoch_order(run, epoch)
     if run.spec.steps_per_epoch < train.num_batches(config.batch_size):
         order = order[: run.spec.steps_per_epoch * config.batch_size]
     steps = StepLog(run, epoch) if config.log_every_n_steps else None
@@ -77,6 +77,18 @@ def run_epoch(run: "Run", model: Any, epoch: int) -> EpochLogs:
         **metrics.metric_names(report, "val"),
     }
     return EpochLogs(epoch, values, report, seconds=time.monotonic() - started)
+
+
+def epoch_order(run: "Run", epoch: int) -> np.ndarray:
+    """The epoch's rows in training order: ``run.rng``'s permutation (drawn in full even when
+    ``--limit-train-batches`` trains on less: a resume replays it), grouped by length unless
+    ``--no-group-by-length``. Grouped on the *global* batch, before a data-parallel shard, so N
+    ranks together train on the batches one process would."""
+    train, config = run.encoded["train"], run.config
+    order = run.rng.permutation(len(train))
+    if config.group_by_length:
+        order = batching.group_by_length(order, train.lengths, config.batch_size, config.seed, epoch)
+    return order
 
 
 def global_means(plugin: ModelPlugin, model: Any, loss: float, accuracy: float, rows: int) -> tuple[float, float]:

@@ -45,13 +45,13 @@ def read_json_object(path: Path, what: str) -> dict[str, Any]:
 
 def config_from_run(run_dir: Path) -> dict[str, Any]:
     """The options a run was started with, from its config.json (for --resume)."""
-    from .config import CONFIG_KEYS, REDACTED, check_stored_values
+    from .config import CONFIG_KEYS, REDACTED, check_stored_values, with_legacy_defaults
 
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ConfigError(f"--resume {run_dir}: not a run directory (no config.json)")
     stored = read_json_object(path, "config.json")
-    values = check_stored_values(path, {k: v for k, v in stored.items() if k in CONFIG_KEYS and v is not None})
+    values = with_legacy_defaults(stored, check_stored_values(path, {k: v for k, v in stored.items() if k in CONFIG_KEYS and v is not None}))
     stored = {**stored, **{k: values[k] for k in ("logger_params",) if k in values}}
     for key in ("logger_params", "callback_params"):
         if key in CONFIG_KEYS:
