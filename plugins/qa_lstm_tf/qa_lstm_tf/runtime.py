@@ -187,8 +187,17 @@ STRATEGY_PARAMS: tuple[Param, ...] = (
 
 def check_strategy(params: Any) -> str | None:
     """The cross-parameter rule of :data:`STRATEGY_PARAMS` (None when they agree)."""
-    if params.get("devices", 0) and params.get("strategy", "none") == "none":
+    strategy = params.get("strategy", "none")
+    if params.get("devices", 0) and strategy == "none":
         return f"devices={params['devices']} needs strategy=mirrored (without a strategy the model runs on one device)"
+    if strategy != "none" and params.get("gradient_accumulation_steps", 1) > 1:
+        # Measured with Keras 3.15: its accumulation branch (ops.cond) holds a merge_call, which
+        # tf.distribute refuses inside a compiled step ("merge_call called while defining a new graph").
+        return (
+            f"gradient_accumulation_steps={params['gradient_accumulation_steps']} does not combine with "
+            f"strategy={strategy} (Keras 3 accumulates inside a conditional, where tf.distribute cannot "
+            "synchronise the replicas); raise --batch-size instead"
+        )
     return None
 
 

@@ -94,10 +94,18 @@ def test_a_mirrored_run_extended_by_resume_equals_one_that_ran_through(stories, 
     assert_same_epochs(epochs_of(run_dir), epochs_of(mirrored))
 
 
-def test_devices_without_a_strategy_is_one_line(stories, tmp_path):
-    result = qa("run", "--plugin", "lstm", "--data", str(stories), "--runs-dir", str(tmp_path), "--param", "devices=2")
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (["devices=2"], "devices=2 needs strategy=mirrored (without a strategy the model runs on one device)"),
+        (["strategy=mirrored", "gradient_accumulation_steps=2"],
+         "gradient_accumulation_steps=2 does not combine with strategy=mirrored (Keras 3 accumulates inside a "
+         "conditional, where tf.distribute cannot synchronise the replicas); raise --batch-size instead"),
+    ],
+    ids=["devices-alone", "accumulation"],
+)
+def test_a_strategy_param_that_cannot_work_is_one_line(stories, tmp_path, params, message):
+    result = qa("run", "--plugin", "lstm", "--data", str(stories), "--runs-dir", str(tmp_path), *(a for p in params for a in ("--param", p)))
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines() == [
-        "error: --param: devices=2 needs strategy=mirrored (without a strategy the model runs on one device) (plugin 'lstm')"
-    ]
+    assert result.stderr.strip().splitlines() == [f"error: --param: {message} (plugin 'lstm')"]
     assert not list(tmp_path.iterdir())
