@@ -153,6 +153,8 @@ class LSTMHandle:
 
     def train_epoch(self, data: EncodedSplit, batch_size: int, epoch: int, on_batch: Callable[[int, Any], None]) -> dict[str, float]:
         """One epoch of ``fit`` on the rows in the order the core shuffled them (no reshuffle)."""
+        if short := self._short_tail(len(data), batch_size):  # as DDP: a tail that would leave a replica empty
+            data = data.take(np.arange(len(data) - short))
         history = self.model.fit(
             batches((data.tokens, data.labels), batch_size),
             initial_epoch=epoch - 1,  # Keras' epoch index then matches the core's
@@ -164,6 +166,17 @@ class LSTMHandle:
         self.last_lr = self._last_lr()
         logs = history.history
         return {"loss": float(logs["loss"][-1]), "accuracy": float(logs["accuracy"][-1])}
+
+    def _short_tail(self, rows: int, batch_size: int) -> int:
+        """The rows of the last batch when it has fewer than the strategy's replicas (0 if not).
+
+        Keras would hand some replica an empty batch, which this network's convolution refuses
+        (``Incompatible shapes: [0,44,8] vs. [0,40,8]``): training leaves those rows out (at most
+        replicas - 1, other ones each epoch: the core shuffles), evaluation pads them.
+        """
+        replicas = self.strategy.num_replicas_in_sync if self.strategy is not None else 1
+        tail = rows % batch_size
+        return tail if 0 < tail < replicas else 0
 
     def _last_lr(self) -> float:
         optimizer = self.model.optimizer
@@ -185,7 +198,10 @@ class LSTMHandle:
         """Probabilities of "yes", one per row, in the split's order (dropout off)."""
         if len(data) == 0:
             return np.zeros(0, dtype=np.float32)
-        probabilities = self.model.predict(batches(data.tokens, batch_size), verbose=0).reshape(-1)
+        tokens = data.tokens
+        if short := self._short_tail(len(tokens), batch_size):  # every replica gets a row; the copies' answers go
+            tokens = np.concatenate([tokens, np.repeat(tokens[-1:], self.strategy.num_replicas_in_sync - short, axis=0)])
+        probabilities = self.model.predict(batches(tokens, batch_size), verbose=0).reshape(-1)[: len(data)]
         if self.plateau is not None and data.name == "val":
             # The core scores "val" once per epoch; the loss is the core's own formula, the
             # figure metrics.jsonl shows.

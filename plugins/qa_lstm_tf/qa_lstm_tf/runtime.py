@@ -214,9 +214,14 @@ def strategy(params: Any) -> Any:
         return tf.distribute.get_strategy()
     devices = local_devices(params.get("devices", 0))
     chosen = tf.distribute.MirroredStrategy(devices)
-    # TensorFlow's own "Using MirroredStrategy with devices" is an INFO log, hidden above.
-    console.say(f"lstm: MirroredStrategy, {chosen.num_replicas_in_sync} replicas ({', '.join(devices)}): each step's batch is split between them")
+    line = f"lstm: MirroredStrategy, {chosen.num_replicas_in_sync} replicas ({', '.join(devices)}): each step's batch is split between them"
+    if line not in _said:  # once per process (the best epoch's reload for the test split builds again)
+        _said.add(line)  # TensorFlow's own "Using MirroredStrategy with devices" is an INFO log, hidden above
+        console.say(line)
     return chosen
+
+
+_said: set[str] = set()
 
 
 def local_devices(count: int) -> list[str]:
