@@ -121,3 +121,16 @@ def test_a_strategy_param_that_cannot_work_is_one_line(stories, tmp_path, params
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [f"error: --param: {message} (plugin 'lstm')"]
     assert not list(tmp_path.iterdir())
+
+
+def test_splitting_the_cpu_after_tensorflow_started_is_one_line():
+    """In a process where TensorFlow already ran (a notebook, an in-process test), the CPU
+    cannot be split any more: the plugin says so instead of TensorFlow's RuntimeError."""
+    from qa_core import ConfigError
+    from qa_lstm_tf import runtime
+
+    tf, _ = runtime.load()
+    tf.constant(1.0) + 1.0  # TensorFlow's devices are initialised from here on
+    have = len(tf.config.list_logical_devices("CPU"))
+    with pytest.raises(ConfigError, match=rf"^--param devices={have + 1}: TensorFlow already runs on {have} CPU device\(s\) in this process"):
+        runtime.strategy({"strategy": "mirrored", "devices": have + 1})
