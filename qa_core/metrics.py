@@ -312,6 +312,18 @@ def record_axes(
     return axes
 
 
+class _CodeBeyondAxis(Exception):
+    """A row's code is past its axis's labels (its key past the histogram); compute names it."""
+
+
+def _beyond_axis(axes: Mapping[str, Axis]) -> str:
+    """The line for a code past its axis's labels, found only once one was seen."""
+    for name, axis in axes.items():
+        if axis.labels is not None and axis.codes.size and int(axis.codes.max()) >= len(axis.labels):
+            return f"axis {name!r}: code {int(axis.codes.max())} has no label ({len(axis.labels)} labels)"
+    return "a record axis code is past its axis's size"
+
+
 class _Buffers:
     """The scratch arrays of one block, allocated once per scoring and reused by every block, so
     they stay in the CPU cache (a fresh temporary per operation would cost a new buffer each).
@@ -426,7 +438,10 @@ def _joint_histogram(
         outcome += buf.predicted8
         outcome += buf.lane
         key = _block_keys([axis.codes[block] for axis in axes], strides, buf)
-        hist += np.bincount(key, minlength=n_keys)
+        counts = np.bincount(key, minlength=n_keys)
+        if counts.shape[0] > n_keys:
+            raise _CodeBeyondAxis  # a code past its labels (category codes are not checked up front)
+        hist += counts
         if with_loss:
             log_sums += np.bincount(key, weights=_log_likelihood(truth, probs32[block], buf), minlength=n_keys)
     counts = hist if lanes == 1 else hist.reshape(n_cells, lanes, 4).sum(axis=1).reshape(-1)
@@ -460,7 +475,10 @@ def compute(
     sizes = [axis.size() for axis in all_axes.values()]
     if int(np.prod(sizes, dtype=np.int64)) * 4 > _MAX_KEYS:
         raise ValueError(f"the joint histogram of axes {dict(zip(all_axes, sizes))} is too large; bucket an axis")
-    hist, loss_cells = _joint_histogram(labels, probs, list(all_axes.values()), sizes, threshold, with_loss)
+    try:
+        hist, loss_cells = _joint_histogram(labels, probs, list(all_axes.values()), sizes, threshold, with_loss)
+    except _CodeBeyondAxis:
+        raise ValueError(_beyond_axis(all_axes)) from None
     names = tuple(all_axes)
     code_labels = tuple(axis.labels for axis in all_axes.values())
     hist, loss_cells = hist.reshape(*sizes, 4), loss_cells.reshape(sizes)

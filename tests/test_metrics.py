@@ -185,6 +185,13 @@ def test_a_bad_axis_is_refused_with_its_name():
         metrics.compute(np.zeros(2), np.zeros(2), np.zeros(2, int), np.zeros(2, int), CATS, axes={"length": np.array([0])})
 
 
+def test_a_category_code_without_a_name_is_refused_with_its_axis():
+    # category codes are not checked before scoring (the encoder writes them); a code past the
+    # names lands past the histogram and is named, not a numpy broadcast error
+    with pytest.raises(ValueError, match="'category': code 5 has no label \\(3 labels\\)"):
+        metrics.compute(np.ones(4, np.float32), np.ones(4, np.float32), np.array([0, 1, 5, 0]), np.full(4, 8), CATS)
+
+
 def test_every_extra_axis_is_a_column_of_the_kept_predictions(tmp_path):
     import json
 
