@@ -252,14 +252,18 @@ class LSTMHandle:
 
 
 def make_optimizer(spec: ModelSpec, grad_norm: GradNorm) -> tuple[Any, WarmupDecay | None]:
-    """Adam with the ``schedule`` param over the run's plan (a constant rate when it is unknown)
-    and Keras' own gradient accumulation."""
+    """Adam with the ``schedule`` param over the run's plan and Keras' own gradient accumulation.
+
+    A schedule is built whenever the params ask for one, even where the plan is unknown
+    (``qa evaluate``: epochs 0, one step assumed): Keras keeps a learning-rate *variable* only
+    for a constant rate, so a model built without the schedule could not take the optimizer
+    state of a checkpoint trained with it (25 variables against 26)."""
     p = spec.params
     accumulation = p["gradient_accumulation_steps"]
     total = training_kit.optimizer_steps(spec.epochs, spec.steps_per_epoch, accumulation, flush_each_epoch=False)
     schedule = None
-    if total and p["schedule"] != "plateau" and (p["schedule"] != "constant" or p["warmup_steps"]):
-        schedule = WarmupDecay(p["lr"], total, p["warmup_steps"], p["schedule"], p["min_lr_ratio"], accumulation)
+    if p["schedule"] != "plateau" and (p["schedule"] != "constant" or p["warmup_steps"]):
+        schedule = WarmupDecay(p["lr"], max(total, 1), p["warmup_steps"], p["schedule"], p["min_lr_ratio"], accumulation)
     optimizer = Adam(
         grad_norm,
         learning_rate=schedule or p["lr"],

@@ -243,3 +243,18 @@ def test_files_that_are_not_lstm_checkpoints_are_refused(lstm, trained, tmp_path
     model.model.save_weights(str(plain))
     with pytest.raises(CheckpointError, match="without the qa LSTM header"):
         lstm.load(plain, spec, {})
+
+
+def test_a_run_with_a_schedule_loads_where_the_training_plan_is_unknown(lstm, data, tmp_path):
+    """qa evaluate builds the model with no plan (epochs 0): the optimizer must still take the
+    checkpoint's state (a schedule holds no learning-rate variable; a constant rate does)."""
+    import dataclasses
+
+    vocab, train_split, val = data
+    planned = dataclasses.replace(make_spec(lstm, vocab, schedule="cosine", warmup_steps="2"), epochs=1, batch_size=16, steps_per_epoch=train_split.num_batches(16))
+    model = train(lstm, planned, train_split, epochs=1)
+    path = tmp_path / "e001.weights.h5"
+    assert lstm.save(model, path, planned, {"epoch": 1, "metrics": {}}) is True
+    unplanned = dataclasses.replace(planned, epochs=0, batch_size=0, steps_per_epoch=0)
+    loaded = lstm.load(path, unplanned, {"epoch": 1})
+    np.testing.assert_array_equal(lstm.evaluate(loaded, val, 64), lstm.evaluate(model, val, 64))
