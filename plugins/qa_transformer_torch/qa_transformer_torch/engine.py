@@ -23,7 +23,7 @@ from qa_core import Batch, CheckpointError, EncodedSplit, ModelSpec, training_ki
 from qa_core.metrics import per_example_loss
 
 from . import checkpoint, parallel
-from .network import make_network
+from .network import make_network, support_loss
 from .runtime import autocast_dtype, configure_threads, resolve_device, restore_rng, rng_state, seed_everything
 
 
@@ -60,6 +60,11 @@ class TorchModel:
     #: at the first step (evaluation and checkpoints use ``network`` itself: no collectives).
     replica: nn.Module | None = None
     norm_count: torch.Tensor | None = None
+    #: Weight of the attention supervision (memory network, batches with ``support``); 0: off.
+    support_weight: float = 0.0
+    #: Support losses since the last metrics() call, summed on the device, and their count.
+    support_sum: torch.Tensor | None = None
+    support_count: int = 0
 
     def _inputs(self, tokens: np.ndarray, lengths: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Wrap one batch of the core's arrays, cut to its longest row.
@@ -87,10 +92,18 @@ class TorchModel:
             self.replica = parallel.replicate(network, self.device)
         token_ids, lengths = self._inputs(batch.tokens, batch.lengths)
         labels = torch.from_numpy(batch.labels).to(self.device, non_blocking=True)
+        supervised = self.support_weight > 0 and batch.support is not None
         with self._autocast():
-            logits = (network if self.replica is None else self.replica)(token_ids, lengths).float()
+            out = (network if self.replica is None else self.replica)(token_ids, lengths, **({"with_reads": True} if supervised else {}))
+        logits = (out[0] if supervised else out).float()
         loss = self.loss_fn(logits, labels)
-        self._backward(loss, len(batch))
+        total = loss
+        if supervised:
+            aux = support_loss(out[1].float(), torch.from_numpy(batch.support).to(self.device, non_blocking=True))
+            total = loss + self.support_weight * aux
+            self.support_sum = aux.detach() if self.support_sum is None else self.support_sum + aux.detach()
+            self.support_count += 1
+        self._backward(total, len(batch))
         self.batches_in_epoch += 1
         end_of_epoch = self.batches_in_epoch == self.spec.steps_per_epoch
         if end_of_epoch or self.batches_in_epoch % self.accumulation == 0:
@@ -98,7 +111,8 @@ class TorchModel:
         if end_of_epoch:
             self.batches_in_epoch = 0
         correct = ((logits.detach() > 0) == (labels > 0.5)).sum()
-        # Detached tensors, not floats: float() would wait for the device on every step.
+        # Detached tensors, not floats: float() would wait for the device on every step. The
+        # answer's loss only: the figure stays comparable with runs (and plugins) without support.
         return loss.detach(), correct
 
     def _backward(self, loss: torch.Tensor, rows: int) -> None:
@@ -152,6 +166,9 @@ class TorchModel:
             if count:
                 values["grad_norm"] = total / count
             self.norm_sum = self.norm_count = None
+        if self.support_sum is not None:
+            values["support_loss"] = float(self.support_sum) / self.support_count
+            self.support_sum, self.support_count = None, 0
         if self.scaler is not None:
             values["loss_scale"] = float(self.scaler.get_scale())
         return values
@@ -256,6 +273,8 @@ def build(spec: ModelSpec, seed: bool = True) -> TorchModel:
         scaler=torch.amp.GradScaler(device.type) if dtype is torch.float16 else None,
         autocast=dtype,
         accumulation=params["gradient_accumulation_steps"],
+        # Only the memory network has hops to supervise; the plain encoder trains on BCE alone.
+        support_weight=float(params.get("support_loss", 0.0)) if params.get("architecture") == "memory" else 0.0,
     )
 
 

@@ -23,6 +23,7 @@ core's default 5 epochs and one that sits at 50% memorising them (ablations in R
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -38,9 +39,47 @@ MATCH_WORDS = 8
 SENTENCE_POSITIONS = 64
 
 
-def dot_id(spec: ModelSpec) -> int:
-    """The id of "." (the sentence end), or -1 when the vocabulary has none (one sentence)."""
-    return spec.vocab.index(".") if "." in spec.vocab else -1
+#: The tokens that end a sentence: the core counts ``support`` indices by the same three.
+SENTENCE_ENDS = (".", "!", "?")
+
+
+def sentence_end_ids(spec: ModelSpec) -> tuple[int, ...]:
+    """The ids of the sentence ends the vocabulary has (none: the story is one sentence)."""
+    return tuple(spec.vocab.index(end) for end in SENTENCE_ENDS if end in spec.vocab)
+
+
+#: The words that join a sentence's events into clauses ("X went to A, took B and ran to C").
+CLAUSE_JOINS = (",", "and")
+
+
+def clause_join_ids(spec: ModelSpec) -> tuple[int, ...]:
+    return tuple(spec.vocab.index(word) for word in CLAUSE_JOINS if word in spec.vocab)
+
+
+def support_loss(reads: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+    """Attention supervision (strongly supervised memory networks), order-free.
+
+    ``reads``: [b, hops, S] each hop's weight on each sentence (sums <= 1); ``support``: [b, k]
+    supporting sentence indices, -1 padded. Support is a set and the hops' order along the chain
+    is not given, so two terms: every hop's mass should fall on support sentences
+    (``-log sum_{s in support} w_k[s]``), and every support sentence should be read by some hop
+    (``-log(1 - prod_k (1 - w_k[s]))``). Rows without support add nothing; the mean is over the
+    rows that have some. A scalar.
+    """
+    b, _, s = reads.shape
+    index = support.long()
+    valid = (index >= 0) & (index < s)
+    mask = torch.zeros(b, s + 1, device=reads.device, dtype=reads.dtype)
+    mask.scatter_(1, torch.where(valid, index, s), 1.0)  # invalid ones land in a dropped column
+    mask = mask[:, :s]
+    has = mask.sum(1) > 0
+    eps = 1e-6
+    on_support = -torch.log((reads * mask.unsqueeze(1)).sum(-1).clamp(min=eps, max=1.0)).mean(1)  # [b]
+    missed = torch.log1p(-reads.clamp(max=1.0 - eps)).sum(1)  # [b, S]: log prod_k (1 - w_k)
+    found = -torch.log((-torch.expm1(missed)).clamp(min=eps))
+    covered = (found * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    per_row = (on_support + covered) * has
+    return per_row.sum() / has.sum().clamp(min=1)
 
 
 class QATransformer(nn.Module):
@@ -195,7 +234,7 @@ class SentenceMemory(nn.Module):
     def __init__(
         self,
         vocab_size: int,
-        dot_id: int,
+        end_ids: tuple[int, ...],
         sep_id: int,
         d_model: int,
         heads: int,
@@ -205,9 +244,14 @@ class SentenceMemory(nn.Module):
         hops: int,
         question_match: bool = True,
         pad_id: int = 0,
+        clause_ids: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
-        self.dot_id, self.sep_id, self.pad_id = dot_id, sep_id, pad_id
+        self.sep_id, self.pad_id = sep_id, pad_id
+        # Sentence ends as a buffer (moves with the module; not a weight, not in the state_dict).
+        self.register_buffer("end_ids", torch.tensor(end_ids or (-1,), dtype=torch.long), persistent=False)
+        # Clause ends: sentence ends plus "," and "and" (what joins a sentence's events).
+        self.register_buffer("clause_ids", torch.tensor((*end_ids, *clause_ids) or (-1,), dtype=torch.long), persistent=False)
         self.heads, self.hops = heads, hops
         self.scale = math.sqrt(d_model)
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
@@ -229,20 +273,39 @@ class SentenceMemory(nn.Module):
         with torch.no_grad():
             self.embed.weight[pad_id].zero_()
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """tokens: long [b, t], right-padded; lengths: [b] real tokens per row. Returns logits [b]."""
-        grid, match, question, question_match = self.segment(tokens, lengths)
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, with_reads: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """tokens: long [b, t], right-padded; lengths: [b] real tokens per row. Returns logits [b],
+        and with ``with_reads`` also each hop's weight on each sentence, [b, hops, S] (mean over
+        heads; what :func:`support_loss` supervises)."""
+        cut = self.segment(tokens, lengths)
+        grid = cut.grid
         b, s, width = grid.shape
-        states = self.encode(grid.view(b * s, width), match.view(b * s, width)).view(b, s, width, -1)
-        q_states = self.encode(question, question_match)
-        q_real = (question != self.pad_id).unsqueeze(-1).to(q_states.dtype)
+        states = self.encode(grid.view(b * s, width), cut.match.view(b * s, width)).view(b, s, width, -1)
+        q_states = self.encode(cut.question, cut.question_match)
+        q_real = (cut.question != self.pad_id).unsqueeze(-1).to(q_states.dtype)
         q = (q_states * q_real).sum(1) / q_real.sum(1).clamp(min=1.0)
-        token_pad = grid == self.pad_id  # [b, S, L]
-        sentence_real = ~token_pad.all(-1)  # [b, S]
+        # The reads scan clauses: each token's state (read in its whole sentence, so an elided
+        # subject is known) moves to its clause's row; recency then orders clauses exactly.
+        rows, sentence, within, clause, within_clause = cut.where
+        slots = states.new_zeros(b, cut.clauses, cut.clause_width, states.shape[-1])
+        slots[rows, clause, within_clause] = states[rows, sentence, within]
+        token_pad = torch.ones(slots.shape[:3], dtype=torch.bool, device=slots.device)
+        token_pad[rows, clause, within_clause] = False
+        unit_real = ~token_pad.all(-1)  # [b, C]
         u = self.start(q)
+        reads = []
         for hop in range(self.hops):
-            u = self.update[hop](u + self.read(hop, u, states, token_pad, sentence_real))
-        return self.head(torch.cat((u, q), dim=-1)).squeeze(-1)
+            read, weights = self.read(hop, u, slots, token_pad, unit_real)
+            u = self.update[hop](u + read)
+            reads.append(weights.mean(-1))
+        logits = self.head(torch.cat((u, q), dim=-1)).squeeze(-1)
+        if not with_reads:
+            return logits
+        # Clause weights summed per sentence: support names sentences.
+        per_clause = torch.stack(reads, 1)  # [b, hops, C]
+        per_sentence = per_clause.new_zeros(b, self.hops, s)
+        per_sentence.scatter_add_(2, cut.clause_sentence.unsqueeze(1).expand(-1, self.hops, -1), per_clause)
+        return logits, per_sentence
 
     def encode(self, rows: torch.Tensor, match: torch.Tensor) -> torch.Tensor:
         """The shared sentence encoder over [n, L] token rows (a row of padding stays harmless)."""
@@ -254,8 +317,9 @@ class SentenceMemory(nn.Module):
         padding[:, 0] = False  # an all-padding row would make attention NaN; its output is unused
         return self.encoder(self.dropout(x), src_key_padding_mask=padding)
 
-    def read(self, hop: int, u: torch.Tensor, states: torch.Tensor, token_pad: torch.Tensor, sentence_real: torch.Tensor) -> torch.Tensor:
-        """One hop: what the most recent sentence that answers query ``u`` says about it. [b, d]"""
+    def read(self, hop: int, u: torch.Tensor, states: torch.Tensor, token_pad: torch.Tensor, sentence_real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One hop: what the most recent sentence that answers query ``u`` says about it ([b, d]),
+        and each sentence's weight in that read per head ([b, S, H])."""
         b, s, width, d = states.shape
         h, dh = self.heads, d // self.heads
         query = self.query[hop](u).view(b, 1, 1, h, dh)
@@ -268,7 +332,8 @@ class SentenceMemory(nn.Module):
         answers = 1.0 - weights[:, :, -1]  # [b, S, H]: how much each sentence answers
         answers = answers * sentence_real.unsqueeze(-1)
         reads = torch.einsum("bslh,bslhd->bshd", weights[:, :, :-1], values) / answers.clamp(min=1e-6).unsqueeze(-1)
-        return (self.last_write_wins(answers).unsqueeze(-1) * reads).sum(1).reshape(b, d)
+        recent = self.last_write_wins(answers)
+        return (recent.unsqueeze(-1) * reads).sum(1).reshape(b, d), recent
 
     @staticmethod
     def last_write_wins(answers: torch.Tensor) -> torch.Tensor:
@@ -278,8 +343,10 @@ class SentenceMemory(nn.Module):
         later = keep.flip(1).cumsum(1).flip(1) - keep  # sum over s' > s
         return answers * later.exp()
 
-    def segment(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Cut rows into a [b, S, L] sentence grid and a [b, Q] question (ids and match ids)."""
+    def segment(self, tokens: torch.Tensor, lengths: torch.Tensor) -> "Segments":
+        """Cut rows into a [b, S, L] sentence grid and a [b, Q] question (ids and match ids), and
+        say where every story token goes in the clause grid (clauses end at ",", "and" and the
+        sentence ends)."""
         b, t = tokens.shape
         steps = torch.arange(t, device=tokens.device)
         real = steps < lengths.unsqueeze(1)
@@ -287,11 +354,8 @@ class SentenceMemory(nn.Module):
         story = real & (steps < sep_at)
         in_question = real & (steps > sep_at)
         match = QATransformer.match_ids(tokens, lengths, ~real)
-        after_dot = torch.zeros_like(story)
-        after_dot[:, 1:] = tokens[:, :-1] == self.dot_id
-        sentence = after_dot.long().cumsum(1)  # sentence index of every token
-        starts = torch.where(after_dot | (steps == 0), steps, 0).cummax(1).values
-        within = steps - starts
+        sentence, within = self._runs(torch.isin(tokens, self.end_ids), steps)
+        clause, within_clause = self._runs(torch.isin(tokens, self.clause_ids), steps)
         n_sentences = int(sentence.masked_fill(~story, 0).amax()) + 1
         width = int(within.masked_fill(~story, 0).amax()) + 1
         grid = tokens.new_full((b, n_sentences, width), self.pad_id)
@@ -300,13 +364,46 @@ class SentenceMemory(nn.Module):
         where = (rows[story], sentence[story], within[story])
         grid[where] = tokens[story]
         grid_match[where] = match[story]
+        n_clauses = int(clause.masked_fill(~story, 0).amax()) + 1
+        clause_sentence = tokens.new_zeros(b, n_clauses)  # the sentence each clause belongs to
+        clause_sentence[rows[story], clause[story]] = sentence[story]
         q_pos = (steps - sep_at - 1).clamp(min=0)
         q_width = max(int(q_pos.masked_fill(~in_question, 0).amax()) + 1, 1)
         question = tokens.new_full((b, q_width), self.pad_id)
         question_match = torch.zeros_like(question)
         question[rows[in_question], q_pos[in_question]] = tokens[in_question]
         question_match[rows[in_question], q_pos[in_question]] = match[in_question]
-        return grid, grid_match, question, question_match
+        return Segments(
+            grid, grid_match, question, question_match,
+            where=(*where, clause[story], within_clause[story]),
+            clauses=n_clauses,
+            clause_width=int(within_clause.masked_fill(~story, 0).amax()) + 1,
+            clause_sentence=clause_sentence,
+        )
+
+    @staticmethod
+    def _runs(ends: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[b, t] True at tokens that close a unit -> each token's unit index and its position
+        in the unit (a unit starts after each closing token)."""
+        after = torch.zeros_like(ends)
+        after[:, 1:] = ends[:, :-1]
+        index = after.long().cumsum(1)
+        starts = torch.where(after | (steps == 0), steps, 0).cummax(1).values
+        return index, steps - starts
+
+
+class Segments(NamedTuple):
+    """:meth:`SentenceMemory.segment`'s cut of a batch."""
+
+    grid: torch.Tensor  # [b, S, L] sentence token ids
+    match: torch.Tensor  # [b, S, L] their question-match ids
+    question: torch.Tensor  # [b, Q]
+    question_match: torch.Tensor  # [b, Q]
+    #: Per story token: (row, sentence, position in it, clause, position in the clause).
+    where: tuple[torch.Tensor, ...]
+    clauses: int
+    clause_width: int
+    clause_sentence: torch.Tensor  # long [b, C]
 
 
 def make_network(spec: ModelSpec) -> nn.Module:
@@ -315,7 +412,8 @@ def make_network(spec: ModelSpec) -> nn.Module:
     if p.get("architecture", "plain") == "memory":
         return SentenceMemory(
             vocab_size=spec.vocab_size,
-            dot_id=dot_id(spec),
+            end_ids=sentence_end_ids(spec),
+            clause_ids=clause_join_ids(spec),
             sep_id=spec.sep_id,
             d_model=p["d_model"],
             heads=p["heads"],

@@ -54,6 +54,16 @@ PARAMS: tuple[Param, ...] = (
         choices=ARCHITECTURES,
     ),
     Param("hops", int, 3, "memory: reads across sentences, each conditioned on the last (3 = superdense's chain)", minimum=1, maximum=16),
+    Param(
+        "support_loss",
+        float,
+        1.0,
+        "memory: weight of the attention supervision added to the loss while training, where the "
+        "data names each answer's supporting sentences (each hop should read a supporting sentence, "
+        "each supporting sentence some hop); 0 turns it off; never used when scoring",
+        minimum=0.0,
+        maximum=100.0,
+    ),
     Param("d_model", int, 64, "width of the token embeddings and of every encoder layer", minimum=8, maximum=4096),
     Param("heads", int, 4, "attention heads per layer; must divide d_model", minimum=1, maximum=256),
     Param("layers", int, 2, "encoder layers", minimum=1, maximum=48),

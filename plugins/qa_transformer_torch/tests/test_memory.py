@@ -21,7 +21,7 @@ def train_epochs(model_plugin, model, data, epochs: int, batch_size: int = 16) -
 
 
 def tiny_memory(**overrides) -> SentenceMemory:
-    args = dict(vocab_size=20, dot_id=DOT, sep_id=SEP, d_model=8, heads=2, layers=1, ff_dim=16, dropout=0.0, hops=2)
+    args = dict(vocab_size=20, end_ids=(DOT,), sep_id=SEP, d_model=8, heads=2, layers=1, ff_dim=16, dropout=0.0, hops=2)
     return SentenceMemory(**{**args, **overrides})
 
 
@@ -29,7 +29,7 @@ def test_rows_are_cut_into_sentences_and_the_question():
     # story "5 6 . 7 8 9 ." SEP question "5 10 ?" ; the second row is shorter and padded
     tokens = torch.tensor([[5, 6, DOT, 7, 8, 9, DOT, SEP, 5, 10, 11], [7, DOT, SEP, 12, 11, 0, 0, 0, 0, 0, 0]])
     lengths = torch.tensor([11, 5])
-    grid, match, question, _ = tiny_memory().segment(tokens, lengths)
+    grid, match, question, *_ = tiny_memory().segment(tokens, lengths)
     assert grid.shape == (2, 2, 4)
     assert grid[0].tolist() == [[5, 6, DOT, 0], [7, 8, 9, DOT]]
     assert grid[1].tolist() == [[7, DOT, 0, 0], [0, 0, 0, 0]]  # one sentence: the rest is padding
