@@ -213,22 +213,31 @@ class QATransformer(nn.Module):
 class SentenceMemory(nn.Module):
     """``architecture=memory``: a sentence-level reader that follows a chain of hops.
 
-    1. **Sentences.** The row ``story SEP question`` is cut at the "." token into sentences and
-       the question; each becomes one row of a [b, S, L] grid (one scatter, no Python loop per
-       example) and a small shared Transformer encoder reads every sentence on its own, with
-       within-sentence positions and the question-match feature, so a token's state says who
-       did what to it in its own sentence ("watch" in "Walter gave the watch to Bernhard").
-    2. **Hops.** Each hop asks one question of every sentence at once: per head, attention over
-       the sentence's tokens plus a learned *null* slot; ``1 - p(null)`` is how much the sentence
-       answers the query. A last-write-wins scan then keeps the **most recent** answering
-       sentence (its read weighted by ``g_s * prod_{s' > s} (1 - g_s')``, a reverse cumulative
-       sum in log space: vectorised over sentences). The result updates the query (residual +
-       LayerNorm), so hop 1 can find the last holder of the object, hop 2 the holder's container
-       or carrier, hop 3 the carrier's last move: the 1, 2 and 3 hops of the generated categories.
-    3. **Answer.** An MLP over the final query and the question vector gives the logit.
+    1. **Sentences.** The row ``story SEP question`` is cut at sentence ends into a [b, S, L]
+       grid (one scatter, no Python loop per example); a small shared Transformer encoder reads
+       every sentence on its own, with within-sentence positions and the question-match
+       feature, so a token's state says who did what to it in its own sentence.
+    2. **Clauses.** A sentence holds several events ("Mary went to the hall, took the cup and
+       Fred ran to the park"): the token states move to a [b, C, L'] grid of clauses (cut at
+       ",", "and" and sentence ends), in story order, so "most recent" is exact between
+       events. Each clause gets one more slot, its **subject**: the first word of the latest
+       clause of its sentence that names one (a learned per-word "names a subject" gate and a
+       last-write-wins scan inside the sentence), so "... and took the cup" knows it is Mary.
+    3. **Hops.** Each hop asks one question of every clause at once: per head, attention over
+       the clause's slots plus a learned *null* slot, times a gate on the clause's kind of event;
+       ``(1 - p(null)) * gate`` is how much the clause answers the query. A last-write-wins scan
+       keeps the **most recent** answering clause (``g_c * prod_{c' > c} (1 - g_c')``, a reverse
+       cumulative sum in log space), or, by a learned per-head switch, the most recent one
+       **before the previous hop's** (where a dropped thing lies: where its dropper was then).
+       The words a hop read become an exact-match **pointer** for the next: each token scores
+       how much the previous read pointed at the same word, so hop 2 finds the holder hop 1
+       named without learning to compare names. The read updates the query (residual + norm).
+    4. **Answer.** An MLP over the final query, the question vector and, per hop, how much the
+       read pointed at each of the question's last words (did the chain end at the asked place).
 
-    Cost is linear in the story (one pass of a short encoder over sentences, ``hops`` cheap reads),
-    where the plain encoder's attention is quadratic in the row.
+    Cost is linear in the story (one pass of a short encoder over sentences, ``hops`` reads
+    over clauses, a [C, C] scan per hop), where the plain encoder's attention is quadratic in
+    the row.
     """
 
     def __init__(
@@ -247,10 +256,9 @@ class SentenceMemory(nn.Module):
         clause_ids: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
-        self.sep_id, self.pad_id = sep_id, pad_id
-        # Sentence ends as a buffer (moves with the module; not a weight, not in the state_dict).
+        self.sep_id, self.pad_id, self.vocab_size = sep_id, pad_id, vocab_size
+        # Sentence and clause ends as buffers (they move with the module; not in the state_dict).
         self.register_buffer("end_ids", torch.tensor(end_ids or (-1,), dtype=torch.long), persistent=False)
-        # Clause ends: sentence ends plus "," and "and" (what joins a sentence's events).
         self.register_buffer("clause_ids", torch.tensor((*end_ids, *clause_ids) or (-1,), dtype=torch.long), persistent=False)
         self.heads, self.hops = heads, hops
         self.scale = math.sqrt(d_model)
@@ -262,14 +270,30 @@ class SentenceMemory(nn.Module):
             d_model, heads, ff_dim, dropout, activation="gelu", batch_first=True, norm_first=True, bias=False
         )
         self.encoder = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
+        self.subject = nn.Embedding(vocab_size, 1)  # logit: "a clause starting with this word names its subject"
+        self.subject_slot = nn.Parameter(torch.zeros(d_model))  # marks the subject slot
         self.start = nn.Linear(d_model, d_model)  # question vector -> first query
         self.query = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
         self.keys = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
         self.values = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
-        self.null = nn.Parameter(torch.zeros(hops, heads))  # the "this sentence says nothing" logit
+        self.kind_query = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
+        self.kind_key = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
+        self.read_query = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
+        self.read_keys = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
+        self.kind_bias = nn.Parameter(torch.full((hops, 1, 1), 2.0))  # gates start open
+        self.null = nn.Parameter(torch.zeros(hops, 1, 1))  # the "this clause says nothing" logit
+        self.follow = nn.Parameter(torch.full((hops, 1, 1, 1), 4.0))  # weight of the pointer match
+        self.when = nn.ModuleList(nn.Linear(d_model, 1) for _ in range(hops))  # latest vs before previous
+        # Hop 1's pointer: a learned mix of the question's last words (which one names the thing asked about).
+        self.asked = nn.Parameter(torch.zeros(MATCH_WORDS))
         self.update = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(hops))
-        self.head = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_model, 1))
+        self.head = nn.Sequential(
+            nn.Linear(2 * d_model + hops * MATCH_WORDS, d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_model, 1)
+        )
         nn.init.normal_(self.embed.weight, std=d_model**-0.5)
+        nn.init.zeros_(self.subject.weight)
+        for when in self.when:  # start with "the latest": "before the previous read" is the rarer case
+            nn.init.constant_(when.bias, 3.0)
         with torch.no_grad():
             self.embed.weight[pad_id].zero_()
 
@@ -278,31 +302,25 @@ class SentenceMemory(nn.Module):
         and with ``with_reads`` also each hop's weight on each sentence, [b, hops, S] (mean over
         heads; what :func:`support_loss` supervises)."""
         cut = self.segment(tokens, lengths)
-        grid = cut.grid
-        b, s, width = grid.shape
-        states = self.encode(grid.view(b * s, width), cut.match.view(b * s, width)).view(b, s, width, -1)
+        b, s, width = cut.grid.shape
+        states = self.encode(cut.grid.view(b * s, width), cut.match.view(b * s, width)).view(b, s, width, -1)
         q_states = self.encode(cut.question, cut.question_match)
         q_real = (cut.question != self.pad_id).unsqueeze(-1).to(q_states.dtype)
         q = (q_states * q_real).sum(1) / q_real.sum(1).clamp(min=1.0)
-        # The reads scan clauses: each token's state (read in its whole sentence, so an elided
-        # subject is known) moves to its clause's row; recency then orders clauses exactly.
-        rows, sentence, within, clause, within_clause = cut.where
-        slots = states.new_zeros(b, cut.clauses, cut.clause_width, states.shape[-1])
-        slots[rows, clause, within_clause] = states[rows, sentence, within]
-        token_pad = torch.ones(slots.shape[:3], dtype=torch.bool, device=slots.device)
-        token_pad[rows, clause, within_clause] = False
-        unit_real = ~token_pad.all(-1)  # [b, C]
+        memory = self.clause_memory(cut, states)
         u = self.start(q)
-        reads = []
+        reads, hits, previous = [], [], None
+        pointer = self.question_pointer(cut, memory)
         for hop in range(self.hops):
-            read, weights = self.read(hop, u, slots, token_pad, unit_real)
+            read, previous, bag = self.read(hop, u, memory, pointer, previous)
             u = self.update[hop](u + read)
-            reads.append(weights.mean(-1))
-        logits = self.head(torch.cat((u, q), dim=-1)).squeeze(-1)
+            reads.append(previous)
+            pointer = self.pointer(bag, memory)
+            hits.append(bag.gather(1, cut.question_words) * cut.question_real)  # [b, MATCH_WORDS]
+        logits = self.head(torch.cat((u, q, *hits), dim=-1)).squeeze(-1)
         if not with_reads:
             return logits
-        # Clause weights summed per sentence: support names sentences.
-        per_clause = torch.stack(reads, 1)  # [b, hops, C]
+        per_clause = torch.stack(reads, 1)  # [b, hops, C]; support names sentences: sum per sentence
         per_sentence = per_clause.new_zeros(b, self.hops, s)
         per_sentence.scatter_add_(2, cut.clause_sentence.unsqueeze(1).expand(-1, self.hops, -1), per_clause)
         return logits, per_sentence
@@ -317,36 +335,106 @@ class SentenceMemory(nn.Module):
         padding[:, 0] = False  # an all-padding row would make attention NaN; its output is unused
         return self.encoder(self.dropout(x), src_key_padding_mask=padding)
 
-    def read(self, hop: int, u: torch.Tensor, states: torch.Tensor, token_pad: torch.Tensor, sentence_real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One hop: what the most recent sentence that answers query ``u`` says about it ([b, d]),
-        and each sentence's weight in that read per head ([b, S, H])."""
-        b, s, width, d = states.shape
+    def clause_memory(self, cut: "Segments", states: torch.Tensor) -> "ClauseMemory":
+        """Token states moved into clause rows, plus each clause's subject slot."""
+        b, c, width = cut.clause_tokens.shape
+        rows, sentence, within, clause, within_clause = cut.where
+        slots = states.new_zeros(b, c, width, states.shape[-1])
+        slots[rows, clause, within_clause] = states[rows, sentence, within]
+        first_ids = cut.clause_tokens[:, :, 0]
+        names = torch.sigmoid(self.subject(first_ids).squeeze(-1)) * cut.clause_real  # [b, C]
+        # subject_of[b, c, c']: clause c's subject is clause c''s first word (c' <= c, same sentence).
+        keep = torch.log1p(-names.clamp(max=1.0 - 1e-6)).cumsum(1)  # [b, C]
+        same = (cut.clause_sentence.unsqueeze(2) == cut.clause_sentence.unsqueeze(1)) & torch.ones(c, c, dtype=torch.bool, device=slots.device).tril()
+        gap = torch.where(same, keep.unsqueeze(2) - keep.unsqueeze(1), float("-inf"))
+        subject_of = names.unsqueeze(1) * gap.exp()
+        subject = torch.einsum("bcx,bxd->bcd", subject_of, slots[:, :, 0]) + self.subject_slot
+        slots = torch.cat((slots, subject.unsqueeze(2)), dim=2)  # [b, C, L'+1, d]
+        hidden = torch.cat((cut.clause_tokens == self.pad_id, ~cut.clause_real.unsqueeze(-1)), dim=2)
+        own = (~hidden[:, :, :-1]).unsqueeze(-1).to(slots.dtype)
+        summary = (slots[:, :, :-1] * own).sum(2) / own.sum(2).clamp(min=1.0)  # [b, C, d]
+        return ClauseMemory(slots, hidden, cut.clause_real, summary, cut.clause_tokens, subject_of)
+
+    def read(self, hop: int, u: torch.Tensor, memory: "ClauseMemory", pointer: torch.Tensor | None, previous: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """One hop: the read ([b, d]), each clause's weight in it ([b, C]), and the bag of words
+        it read ([b, vocab]).
+
+        Finding and reading are two attentions, as keys and values are in key-value memories:
+        a clause is *found* by what it shares with the query (hop 2 finds "Fred ran to the
+        park" by "Fred", which hop 1 read), and *read* for what it adds ("park").
+        """
+        slots = memory.slots
+        b, c, width, d = slots.shape
         h, dh = self.heads, d // self.heads
-        query = self.query[hop](u).view(b, 1, 1, h, dh)
-        keys = self.keys[hop](states).view(b, s, width, h, dh)
-        values = self.values[hop](states).view(b, s, width, h, dh)
-        scores = (keys * query).sum(-1) / math.sqrt(dh)  # [b, S, L, H]
-        scores = scores.masked_fill(token_pad.unsqueeze(-1), float("-inf"))
-        null = self.null[hop].view(1, 1, 1, h).expand(b, s, 1, h)
-        weights = torch.cat((scores, null), dim=2).softmax(dim=2)  # [b, S, L+1, H]
-        answers = 1.0 - weights[:, :, -1]  # [b, S, H]: how much each sentence answers
-        answers = answers * sentence_real.unsqueeze(-1)
-        reads = torch.einsum("bslh,bslhd->bshd", weights[:, :, :-1], values) / answers.clamp(min=1e-6).unsqueeze(-1)
+        find = (self.keys[hop](slots) * self.query[hop](u).view(b, 1, 1, d)).sum(-1) / math.sqrt(d)  # [b, C, L'+1]
+        if pointer is not None:
+            find = find + self.follow[hop] * pointer
+        find = find.masked_fill(memory.hidden, float("-inf"))
+        null = self.null[hop].expand(b, c, 1)
+        mentioned = 1.0 - torch.cat((find, null), dim=2).softmax(dim=2)[:, :, -1]  # [b, C]
+        kind = (self.kind_key[hop](memory.summary) * self.kind_query[hop](u).unsqueeze(1)).sum(-1) / math.sqrt(d)
+        answers = mentioned * torch.sigmoid(kind + self.kind_bias[hop]) * memory.real
         recent = self.last_write_wins(answers)
-        return (recent.unsqueeze(-1) * reads).sum(1).reshape(b, d), recent
+        if previous is not None:
+            latest = torch.sigmoid(self.when[hop](u))  # [b, 1]: the latest, or the latest before the previous read
+            recent = latest * recent + (1 - latest) * self.latest_before(answers.unsqueeze(-1), previous).squeeze(-1)
+        keys = self.read_keys[hop](slots).view(b, c, width, h, dh)
+        look = (keys * self.read_query[hop](u).view(b, 1, 1, h, dh)).sum(-1) / math.sqrt(dh)
+        # -1e4, not -inf: a padding clause hides every slot, and its read is weighted 0 anyway.
+        look = look.masked_fill(memory.hidden.unsqueeze(-1), -1e4).softmax(dim=2)  # [b, C, L'+1, H]
+        token_weight = look * recent.view(b, c, 1, 1)
+        values = self.values[hop](slots).view(b, c, width, h, dh)
+        read = torch.einsum("bclh,bclhd->bhd", token_weight, values).reshape(b, d)
+        return read, recent, self.bag(token_weight.mean(-1), memory)
+
+    def bag(self, mass: torch.Tensor, memory: "ClauseMemory") -> torch.Tensor:
+        """[b, C, L'+1] read mass per slot -> [b, vocab] mass per word (a subject slot's mass goes
+        to the first words of the clauses it stands for)."""
+        b = mass.shape[0]
+        to_first = torch.einsum("bc,bcx->bx", mass[:, :, -1], memory.subject_of)  # [b, C]
+        words = torch.cat((memory.tokens, memory.tokens[:, :, :1]), dim=2).reshape(b, -1)
+        spread = torch.cat((mass[:, :, :-1], to_first.unsqueeze(-1)), dim=2).reshape(b, -1)
+        return mass.new_zeros(b, self.vocab_size).scatter_add_(1, words, spread)
+
+    def question_pointer(self, cut: "Segments", memory: "ClauseMemory") -> torch.Tensor:
+        """Hop 1's pointer: the question's last words, weighted by a learned mix of positions."""
+        mix = self.asked.softmax(0) * cut.question_real  # [b, MATCH_WORDS]
+        bag = mix.new_zeros(mix.shape[0], self.vocab_size).scatter_add_(1, cut.question_words, mix)
+        return self.pointer(bag, memory)
+
+    def pointer(self, bag: torch.Tensor, memory: "ClauseMemory") -> torch.Tensor:
+        """[b, C, L'+1]: how much the previous read pointed at each slot's word."""
+        b, c, width = memory.tokens.shape
+        own = bag.gather(1, memory.tokens.reshape(b, -1)).view(b, c, width)
+        subject = torch.einsum("bcx,bx->bc", memory.subject_of, own[:, :, 0])
+        return torch.cat((own, subject.unsqueeze(-1)), dim=2)
 
     @staticmethod
     def last_write_wins(answers: torch.Tensor) -> torch.Tensor:
-        """[b, S, ...] answer strengths in story order -> the weight of each sentence's read:
-        ``g_s * prod_{s' > s} (1 - g_s')``, the chance it answers and no later sentence does."""
+        """[b, S, ...] answer strengths in story order -> the weight of each unit's read:
+        ``g_s * prod_{s' > s} (1 - g_s')``, the chance it answers and no later one does."""
         keep = torch.log1p(-answers.clamp(max=1.0 - 1e-6))
         later = keep.flip(1).cumsum(1).flip(1) - keep  # sum over s' > s
         return answers * later.exp()
 
+    @staticmethod
+    def latest_before(answers: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """[b, C, H] answers, [b, C] the previous hop's clause weights -> the weight of clause
+        c as the most recent answering clause before the previous read:
+        ``sum_t prev_t g_c prod_{c < c' < t} (1 - g_c')``, for c < t."""
+        c = answers.shape[1]
+        keep = torch.log1p(-answers.clamp(max=1.0 - 1e-6))
+        upto = keep.cumsum(1)  # [b, C, H] inclusive
+        before_t = upto - keep  # sum over c' < t
+        gap = before_t.unsqueeze(1) - upto.unsqueeze(2)  # [b, c, t, H]: sum over c < c' < t
+        earlier = torch.ones(c, c, dtype=torch.bool, device=answers.device).triu(1).view(1, c, c, 1)
+        scan = torch.where(earlier, gap, float("-inf")).exp()
+        return answers * torch.einsum("bcth,bt->bch", scan, previous)
+
     def segment(self, tokens: torch.Tensor, lengths: torch.Tensor) -> "Segments":
-        """Cut rows into a [b, S, L] sentence grid and a [b, Q] question (ids and match ids), and
-        say where every story token goes in the clause grid (clauses end at ",", "and" and the
-        sentence ends)."""
+        """Cut rows into a [b, S, L] sentence grid, a [b, C, L'] clause grid (clauses end at ",",
+        "and" and the sentence ends) and a [b, Q] question, with match ids and the scatter
+        indices between them."""
         b, t = tokens.shape
         steps = torch.arange(t, device=tokens.device)
         real = steps < lengths.unsqueeze(1)
@@ -356,29 +444,31 @@ class SentenceMemory(nn.Module):
         match = QATransformer.match_ids(tokens, lengths, ~real)
         sentence, within = self._runs(torch.isin(tokens, self.end_ids), steps)
         clause, within_clause = self._runs(torch.isin(tokens, self.clause_ids), steps)
-        n_sentences = int(sentence.masked_fill(~story, 0).amax()) + 1
-        width = int(within.masked_fill(~story, 0).amax()) + 1
-        grid = tokens.new_full((b, n_sentences, width), self.pad_id)
-        grid_match = torch.zeros_like(grid)
         rows = torch.arange(b, device=tokens.device).unsqueeze(1).expand(b, t)
         where = (rows[story], sentence[story], within[story])
+        grid = tokens.new_full((b, int(sentence.masked_fill(~story, 0).amax()) + 1, int(within.masked_fill(~story, 0).amax()) + 1), self.pad_id)
+        grid_match = torch.zeros_like(grid)
         grid[where] = tokens[story]
         grid_match[where] = match[story]
         n_clauses = int(clause.masked_fill(~story, 0).amax()) + 1
+        clause_tokens = tokens.new_full((b, n_clauses, int(within_clause.masked_fill(~story, 0).amax()) + 1), self.pad_id)
+        clause_tokens[rows[story], clause[story], within_clause[story]] = tokens[story]
         clause_sentence = tokens.new_zeros(b, n_clauses)  # the sentence each clause belongs to
         clause_sentence[rows[story], clause[story]] = sentence[story]
         q_pos = (steps - sep_at - 1).clamp(min=0)
-        q_width = max(int(q_pos.masked_fill(~in_question, 0).amax()) + 1, 1)
-        question = tokens.new_full((b, q_width), self.pad_id)
+        question = tokens.new_full((b, max(int(q_pos.masked_fill(~in_question, 0).amax()) + 1, 1)), self.pad_id)
         question_match = torch.zeros_like(question)
         question[rows[in_question], q_pos[in_question]] = tokens[in_question]
         question_match[rows[in_question], q_pos[in_question]] = match[in_question]
+        back = (lengths.unsqueeze(1) - 1 - torch.arange(MATCH_WORDS, device=tokens.device)).clamp(min=0)
         return Segments(
             grid, grid_match, question, question_match,
             where=(*where, clause[story], within_clause[story]),
-            clauses=n_clauses,
-            clause_width=int(within_clause.masked_fill(~story, 0).amax()) + 1,
+            clause_tokens=clause_tokens,
+            clause_real=(clause_tokens != self.pad_id).any(-1),
             clause_sentence=clause_sentence,
+            question_words=tokens.gather(1, back).long(),
+            question_real=(back > sep_at).to(torch.float32),
         )
 
     @staticmethod
@@ -401,9 +491,22 @@ class Segments(NamedTuple):
     question_match: torch.Tensor  # [b, Q]
     #: Per story token: (row, sentence, position in it, clause, position in the clause).
     where: tuple[torch.Tensor, ...]
-    clauses: int
-    clause_width: int
+    clause_tokens: torch.Tensor  # [b, C, L'] clause token ids
+    clause_real: torch.Tensor  # bool [b, C]
     clause_sentence: torch.Tensor  # long [b, C]
+    question_words: torch.Tensor  # long [b, MATCH_WORDS]: the row's last words
+    question_real: torch.Tensor  # float [b, MATCH_WORDS]: 1 where that word is in the question
+
+
+class ClauseMemory(NamedTuple):
+    """What the hops read: clause slots (own tokens + the subject slot) and their masks."""
+
+    slots: torch.Tensor  # [b, C, L'+1, d]
+    hidden: torch.Tensor  # bool [b, C, L'+1]: padding
+    real: torch.Tensor  # bool [b, C]
+    summary: torch.Tensor  # [b, C, d] mean of the clause's own token states
+    tokens: torch.Tensor  # [b, C, L'] ids
+    subject_of: torch.Tensor  # [b, C, C]
 
 
 def make_network(spec: ModelSpec) -> nn.Module:

@@ -37,6 +37,63 @@ def test_rows_are_cut_into_sentences_and_the_question():
     assert match[0, 0, 0] > 0 and match[0, 0, 1] == 0  # "5" is repeated by the question, "6" is not
 
 
+def test_sentences_end_at_every_end_mark_and_clauses_at_commas_and_and():
+    # "5 6 , 7 AND 8 !" "9 ?" SEP "5" : two sentences ("!" and "?" end them, as the core counts
+    # support), the first cut into three clauses; a clause without a subject word gets the latest one.
+    AND, COMMA, BANG, QMARK = 15, 16, 17, 18
+    network = tiny_memory(end_ids=(DOT, BANG, QMARK), clause_ids=(COMMA, AND))
+    tokens = torch.tensor([[5, 6, COMMA, 7, AND, 8, BANG, 9, QMARK, SEP, 5]])
+    cut = network.segment(tokens, torch.tensor([11]))
+    assert cut.grid.shape[:2] == (1, 2)
+    assert cut.clause_tokens[0].tolist() == [[5, 6, COMMA], [7, AND, 0], [8, BANG, 0], [9, QMARK, 0]]
+    assert cut.clause_sentence[0].tolist() == [0, 0, 0, 1]
+    with torch.no_grad():
+        network.subject.weight.fill_(-20.0)  # no word names a subject ...
+        network.subject.weight[[5, 9]] = 20.0  # ... except 5 and 9
+    b, s, width = cut.grid.shape
+    memory = network.clause_memory(cut, torch.randn(b, s, width, 8))
+    # clauses 0-2 are the first sentence's: their subject is its clause 0 ("5"); clause 3's is itself
+    torch.testing.assert_close(memory.subject_of[0], torch.tensor([[1.0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]]), atol=1e-4, rtol=0)
+
+
+def test_support_loss_is_order_free_and_low_only_when_the_hops_read_the_support():
+    from qa_transformer_torch.network import support_loss
+
+    support = torch.tensor([[1, 3, -1], [2, -1, -1], [-1, -1, -1]])
+    on = torch.zeros(3, 2, 5)
+    on[0, 0, 3] = on[0, 1, 1] = 1.0  # row 0: hop 1 reads sentence 3, hop 2 sentence 1
+    on[1, :, 2] = 1.0
+    on[2, :, 4] = 1.0  # row 2 has no support: it adds nothing, wherever it reads
+    assert float(support_loss(on, support)) < 1e-4
+    assert float(support_loss(on.flip(1), support)) < 1e-4  # the hops' order does not matter
+    both_on_one = on.clone()
+    both_on_one[0, 0] = both_on_one[0, 1]  # both hops read sentence 1: sentence 3 is missed
+    assert float(support_loss(both_on_one, support)) > 3.0
+    elsewhere = torch.zeros(3, 2, 5)
+    elsewhere[:, :, 0] = 1.0
+    assert float(support_loss(elsewhere, support)) > 5.0
+    spread = torch.full((3, 2, 5), 0.2)
+    assert 0.5 < float(support_loss(spread, support)) < float(support_loss(elsewhere, support))
+
+
+def test_support_supervises_training_and_never_scoring(model_plugin, tiny_data, make_spec):
+    assert tiny_data.train.support is not None
+    supervised = model_plugin.build(make_spec(architecture="memory", hops=2))
+    first = [float(supervised.train_step(batch)[0]) for batch in tiny_data.train.batches(16)]
+    metrics = model_plugin.model_metrics(supervised)
+    assert metrics["support_loss"] > 0
+    plain_bce = model_plugin.build(make_spec(architecture="memory", hops=2, support_loss=0))
+    again = [float(plain_bce.train_step(batch)[0]) for batch in tiny_data.train.batches(16)]
+    # The same seed and data: the first step's reported loss is the same BCE, the weights after it differ.
+    assert first[0] == pytest.approx(again[0], abs=1e-6)
+    assert first[1:] != pytest.approx(again[1:], abs=1e-6)
+    # Scoring reads no support: the same predictions with the split's support removed.
+    import dataclasses
+
+    bare = dataclasses.replace(tiny_data.val, support=None)
+    np.testing.assert_array_equal(model_plugin.evaluate(supervised, bare, 32), model_plugin.evaluate(supervised, tiny_data.val, 32))
+
+
 def test_the_most_recent_answering_sentence_wins():
     answers = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])
     weights = SentenceMemory.last_write_wins(answers)
@@ -58,11 +115,12 @@ def test_padding_and_batch_neighbours_change_no_logit():
 
 
 def test_memory_learns_and_round_trips_through_the_plugin(model_plugin, tiny_data, make_spec, tmp_path):
-    spec = make_spec(architecture="memory", hops=3)
+    spec = make_spec(architecture="memory", hops=3, support_loss=0)
     model = model_plugin.build(spec)
     assert isinstance(model.network, SentenceMemory)
     losses = train_epochs(model_plugin, model, tiny_data.train, epochs=3)
     assert losses[-1] < losses[0]
+    assert "support_loss" not in model_plugin.model_metrics(model)  # off: the plain BCE only
     path = tmp_path / "memory.pt"
     model_plugin.save(model, path, spec, {"epoch": 3})
     again = model_plugin.load(path, spec, {})
