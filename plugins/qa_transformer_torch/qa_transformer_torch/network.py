@@ -1,10 +1,13 @@
-"""The networks. ``architecture=plain`` (:class:`QATransformer`): token embedding + positions
-(+ question-match and convolutional position features) -> ``nn.TransformerEncoder`` with a
-padding mask -> pooling -> one logit. ``architecture=memory`` (:class:`SentenceMemory`): each
-sentence encoded on its own, then question-conditioned hops across sentences (its docstring).
+"""The networks. ``architecture=memory`` (:class:`SentenceMemory`, the default): each sentence
+encoded on its own, then question-conditioned hops across clauses, trained with
+:func:`support_loss` where the data names supporting sentences (its docstring).
+``architecture=plain`` (:class:`QATransformer`): token embedding + positions (+ question-match
+and convolutional position features) -> ``nn.TransformerEncoder`` with a padding mask ->
+pooling -> one logit.
 
-Four choices make the difference between a model that learns the generated stories within the
-core's default 5 epochs and one that sits at 50% memorising them (ablations in README.md):
+For the plain encoder, four choices make the difference between a model that learns the simple
+stories within the core's default 5 epochs and one that sits at 50% memorising them (ablations
+in README.md):
 
 * **positions count back from the question.** Rows are right-padded and the core truncates the
   *start* of long stories, so the question always ends the row. Indexing the position table by
@@ -63,8 +66,9 @@ def support_loss(reads: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
     supporting sentence indices, -1 padded. Support is a set and the hops' order along the chain
     is not given, so two terms: every hop's mass should fall on support sentences
     (``-log sum_{s in support} w_k[s]``), and every support sentence should be read by some hop
-    (``-log(1 - prod_k (1 - w_k[s]))``). Rows without support add nothing; the mean is over the
-    rows that have some. A scalar.
+    (``-log(1 - prod_k (1 - w_k[s]))``). Rows without support add 0 and still count in the mean
+    over the batch's rows, as in the answer's loss: so 2 x 16 accumulated rows give the gradient
+    of 32 whatever support the cut dropped. A scalar.
     """
     b, _, s = reads.shape
     index = support.long()
@@ -79,7 +83,7 @@ def support_loss(reads: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
     found = -torch.log((-torch.expm1(missed)).clamp(min=eps))
     covered = (found * mask).sum(1) / mask.sum(1).clamp(min=1.0)
     per_row = (on_support + covered) * has
-    return per_row.sum() / has.sum().clamp(min=1)
+    return per_row.sum() / b
 
 
 class QATransformer(nn.Module):
@@ -283,7 +287,9 @@ class SentenceMemory(nn.Module):
         self.kind_bias = nn.Parameter(torch.full((hops, 1, 1), 2.0))  # gates start open
         self.null = nn.Parameter(torch.zeros(hops, 1, 1))  # the "this clause says nothing" logit
         self.follow = nn.Parameter(torch.full((hops, 1, 1, 1), 4.0))  # weight of the pointer match
-        self.when = nn.ModuleList(nn.Linear(d_model, 1) for _ in range(hops))  # latest vs before previous
+        # From hop 2 on: the latest answering clause, or the latest before the previous hop's read
+        # (hop 1 has no previous read; a weight without a gradient would stall DDP).
+        self.when = nn.ModuleList(nn.Linear(d_model, 1) for _ in range(hops - 1))
         # Hop 1's pointer: a learned mix of the question's last words (which one names the thing asked about).
         self.asked = nn.Parameter(torch.zeros(MATCH_WORDS))
         self.update = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(hops))
@@ -376,7 +382,7 @@ class SentenceMemory(nn.Module):
         answers = mentioned * torch.sigmoid(kind + self.kind_bias[hop]) * memory.real
         recent = self.last_write_wins(answers)
         if previous is not None:
-            latest = torch.sigmoid(self.when[hop](u))  # [b, 1]: the latest, or the latest before the previous read
+            latest = torch.sigmoid(self.when[hop - 1](u))  # [b, 1]: the latest, or the latest before the previous read
             recent = latest * recent + (1 - latest) * self.latest_before(answers.unsqueeze(-1), previous).squeeze(-1)
         keys = self.read_keys[hop](slots).view(b, c, width, h, dh)
         look = (keys * self.read_query[hop](u).view(b, 1, 1, h, dh)).sum(-1) / math.sqrt(dh)

@@ -51,7 +51,10 @@ class TestTrainingKit(TrainingKitContract):
         data = kit_data.splits["train"].take(np.arange(88))
         models = {}
         for batch_size, accumulation in ((32, 1), (16, 2)):
-            spec = self.spec(kit_plugin, kit_data, 2, grad_clip=0, gradient_accumulation_steps=accumulation)
+            # The plain encoder: its kernels give the same float sums for 16- and 32-row batches.
+            # The memory network's batch-wide grids do not (last bits), which Adam's normalised
+            # steps magnify; its half-batch gradients are checked in test_memory.py instead.
+            spec = self.spec(kit_plugin, kit_data, 2, grad_clip=0, gradient_accumulation_steps=accumulation, architecture="plain")
             spec = dataclasses.replace(spec, batch_size=batch_size, steps_per_epoch=data.num_batches(batch_size))
             models[accumulation] = kit_plugin.build(spec)
             self.train(kit_plugin, models[accumulation], data, batch_size, 1, 2)
