@@ -102,7 +102,7 @@ def lightning_side(spec: Any, torch: Any, pl: Any) -> Any:
 
 def compare(plugin: Any, given: dict[str, str], rows: int, repeats: int, torch: Any, pl: Any) -> dict[str, Any]:
     """Parity, then alternated epochs: qa's whole call vs Lightning's epoch hooks (and its fit)."""
-    prepared = prepare(plugin, {"threads": "1", **given}, rows, MAX_LEN)
+    prepared = prepare(plugin, {"threads": "1", "support_loss": "0", **given}, rows, MAX_LEN)  # Lightning side: BCE alone
     train, spec = prepared.splits["train"], prepared.spec
     first = train.take(np.random.default_rng(0).permutation(len(train)))
     qa_model = plugin.build(spec)
