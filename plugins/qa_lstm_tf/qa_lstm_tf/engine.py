@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -22,6 +22,7 @@ from qa_core import CheckpointError, EncodedSplit, ModelSpec, training_kit
 from qa_core.metrics import per_example_loss
 
 from . import checkpoint, runtime
+from . import network
 from .network import make_network
 
 tf, keras = runtime.load()
@@ -44,7 +45,9 @@ class ProgressBridge(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         # `batch` is the 0-based index of the last step run; logs["loss"] is the epoch's
         # running mean, which is what the core's bar shows.
-        self.on_batch(batch + 1, (logs or {}).get("loss", float("nan")))
+        logs = logs or {}
+        # The memory network's "loss" adds the support loss: show the answer's, as the epoch reports.
+        self.on_batch(batch + 1, logs.get("answer_loss", logs.get("loss", float("nan"))))
 
 
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -150,13 +153,15 @@ class LSTMHandle:
     last_lr: float = 0.0
     #: The tf.distribute strategy the model was built under (runtime.strategy; one device by default).
     strategy: Any = None
+    #: The last epoch's other training figures (the memory network's ``support_loss``).
+    fit_extras: dict[str, float] = field(default_factory=dict)
 
     def train_epoch(self, data: EncodedSplit, batch_size: int, epoch: int, on_batch: Callable[[int, Any], None]) -> dict[str, float]:
         """One epoch of ``fit`` on the rows in the order the core shuffled them (no reshuffle)."""
         if short := self._short_tail(len(data), batch_size):  # as DDP: a tail that would leave a replica empty
             data = data.take(np.arange(len(data) - short))
         history = self.model.fit(
-            batches((data.tokens, data.labels), batch_size),
+            batches((data.tokens, network.fit_targets(self.spec, data)), batch_size),
             initial_epoch=epoch - 1,  # Keras' epoch index then matches the core's
             epochs=epoch,
             shuffle=False,  # the core shuffled this epoch's rows; True would only warn for a dataset
@@ -164,8 +169,9 @@ class LSTMHandle:
             callbacks=[ProgressBridge(on_batch)],
         )
         self.last_lr = self._last_lr()
-        logs = history.history
-        return {"loss": float(logs["loss"][-1]), "accuracy": float(logs["accuracy"][-1])}
+        logs = network.fit_logs(history.history)
+        self.fit_extras = {name: value for name, value in logs.items() if name not in ("loss", "accuracy")}
+        return {"loss": logs["loss"], "accuracy": logs["accuracy"]}
 
     def _short_tail(self, rows: int, batch_size: int) -> int:
         """The rows of the last batch when it has fewer than the strategy's replicas (0 if not).
@@ -189,6 +195,7 @@ class LSTMHandle:
         """``lr`` of the epoch's last step and the mean gradient norm of the batches since the
         last call (before clipping; with accumulation, of each batch's own gradient)."""
         values = {"lr": self.last_lr or scalar(self.model.optimizer.learning_rate)}
+        values.update(self.fit_extras)
         norm = self.grad_norm.read_and_reset()
         if norm is not None:
             values["grad_norm"] = norm
@@ -201,7 +208,7 @@ class LSTMHandle:
         tokens = data.tokens
         if short := self._short_tail(len(tokens), batch_size):  # every replica gets a row; the copies' answers go
             tokens = np.concatenate([tokens, np.repeat(tokens[-1:], self.strategy.num_replicas_in_sync - short, axis=0)])
-        probabilities = self.model.predict(batches(tokens, batch_size), verbose=0).reshape(-1)[: len(data)]
+        probabilities = network.answer_of(self.model.predict(batches(tokens, batch_size), verbose=0))[: len(data)]
         if self.plateau is not None and data.name == "val":
             # The core scores "val" once per epoch; the loss is the core's own formula, the
             # figure metrics.jsonl shows.
@@ -268,6 +275,7 @@ def make_optimizer(spec: ModelSpec, grad_norm: GradNorm) -> tuple[Any, WarmupDec
         grad_norm,
         learning_rate=schedule or p["lr"],
         clipnorm=p["clipnorm"] or None,
+        weight_decay=p["weight_decay"] or None,
         gradient_accumulation_steps=accumulation if accumulation > 1 else None,
     )
     return optimizer, schedule
@@ -297,8 +305,7 @@ def build(spec: ModelSpec, seed: bool = True) -> LSTMHandle:
         model.compile(
             # mixed_float16 layers make compile wrap this in Keras' LossScaleOptimizer.
             optimizer=optimizer,
-            loss="binary_crossentropy",
-            metrics=["accuracy"],
+            **network.compile_args(spec),
             # XLA measured on this model (2-core CPU): a 200 s first compile, slower epochs after it,
             # and different numbers (its dropout RNG differs). "auto" would pick it on a GPU machine
             # for some configurations; off everywhere keeps results comparable across machines.

@@ -25,6 +25,26 @@ def _positive(value: float) -> str | None:
 
 
 PARAMS: tuple[Param, ...] = (
+    Param(
+        "architecture",
+        str,
+        "memory",
+        "memory: each sentence read by a BiLSTM, then question-conditioned hops across sentences "
+        "(the most recent answering one wins) and an answer MLP; plain: embedding + LSTM + dense "
+        "over the whole row (the original design)",
+        choices=("memory", "plain"),
+    ),
+    Param("hops", int, 3, "memory: reads across the sentences, each conditioned on the last", minimum=1, maximum=8),
+    Param("heads", int, 2, "memory: attention heads of each hop (they split 2 x units)", minimum=1, maximum=16),
+    Param(
+        "support_loss",
+        float,
+        1.0,
+        "memory: weight of the attention supervision (each supporting sentence picked by a hop, "
+        "each hop inside the support); 0 = learn from the answers alone",
+        minimum=0.0,
+        maximum=100.0,
+    ),
     Param("embedding_dim", int, 32, "width of the token embeddings", minimum=1, maximum=4096),
     Param(
         "embedding_scale",
@@ -85,6 +105,7 @@ PARAMS: tuple[Param, ...] = (
         "LSTM gate biases that start out remembering over up to max_len steps (chrono init) "
         "instead of Keras' forget bias 1",
     ),
+    Param("weight_decay", float, 0.0, "decoupled weight decay of Adam (AdamW's)", minimum=0.0, maximum=1.0),
     Param("lr", float, 5e-3, "Adam learning rate (qa run --lr sets it too)", maximum=10.0, check=_positive),
     Param(
         "clipnorm",
@@ -113,7 +134,7 @@ DEFAULTS: dict[str, Any] = {param.name: param.default for param in PARAMS}
 #: The parameters that decide the model's weights and wiring: a checkpoint must agree on all of
 #: them. (The sequence length is ``ModelSpec.max_len``, checked on its own: ``qa run --max-len``
 #: overrides the ``max_len`` parameter.)
-ARCHITECTURE = ("embedding_dim", "question_first", "question_match", "conv_width", "units", "layers", "bidirectional")
+ARCHITECTURE = ("architecture", "hops", "heads", "embedding_dim", "question_first", "question_match", "conv_width", "units", "layers", "bidirectional")
 
 
 
