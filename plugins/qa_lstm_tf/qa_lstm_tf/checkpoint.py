@@ -133,7 +133,8 @@ def check_header(path: Path, header: Header, spec: ModelSpec) -> None:
     expected = {"vocab_size": spec.vocab_size, "max_len": spec.max_len}
     expected.update({name: spec.params[name] for name in ARCHITECTURE if name in spec.params})
     found = {"vocab_size": header.vocab_size, "max_len": header.max_len}
-    found.update({name: header.params[name] for name in ARCHITECTURE if name in header.params})
+    saved = {"architecture": "plain", **header.params}  # a file from before `architecture` holds a plain network
+    found.update({name: saved[name] for name in ARCHITECTURE if name in saved})
     wrong = [f"{name}={found[name]!r} (expected {expected[name]!r})" for name in expected if name in found and found[name] != expected[name]]
     if wrong:
         raise CheckpointError(f"{path}: shape mismatch: the checkpoint has {', '.join(wrong)}")

@@ -390,8 +390,10 @@ class EntityHops(keras.layers.Layer):
         q_len = tf.reduce_sum(tf.cast(q_mask, "int32"), axis=1, keepdims=True)
         from_end = tf.one_hot(tf.clip_by_value(q_len - 1 - tf.range(tf.shape(question)[1])[None, :], 0, 7), 8, dtype=q_states.dtype)
         q_view = tf.concat([q_states, from_end], axis=-1)
-        entity_pointer = _masked_softmax(self.entity_pick(q_view)[..., 0], q_mask)  # [b, Q]
-        place_pointer = _masked_softmax(self.place_pick(q_view)[..., 0], q_mask)
+        # The pointer arithmetic below runs in float32 whatever the layers' precision: the
+        # last-write-wins products over ~100 words would lose the early ones in bfloat16.
+        entity_pointer = tf.cast(_masked_softmax(self.entity_pick(q_view)[..., 0], q_mask), "float32")  # [b, Q]
+        place_pointer = tf.cast(_masked_softmax(self.place_pick(q_view)[..., 0], q_mask), "float32")
 
         self.pointers = (entity_pointer, place_pointer)
         words = tf.reshape(grid, [b, s * length])  # story order
@@ -409,25 +411,37 @@ class EntityHops(keras.layers.Layer):
             # The asked place reaches the hops without its gradient: the support loss would
             # otherwise bend the place pointer into a second entity pointer (measured: it does).
             marks = tf.stack([entity, tf.stop_gradient(at_place)], axis=-1)  # [b, T, 2]
-            x = tf.concat([vectors, tf.reshape(marks, [b * s, length, 2])], axis=-1)
-            states = tf.concat([self.hop_lstm(x, mask=sentence_mask, training=training), x], axis=-1)
+            x = tf.concat([vectors, tf.cast(tf.reshape(marks, [b * s, length, 2]), vectors.dtype)], axis=-1)
+            states = tf.concat([self.read_sentences(x, sentence_mask, training), x], axis=-1)
             states = tf.reshape(states, [b, s, length, states.shape[-1]])
-            gate = tf.sigmoid(self.gate(self.gate_hidden(states))[..., 0]) * tf.reshape(real, [b, s, length])
+            gate = tf.cast(tf.sigmoid(self.gate(self.gate_hidden(states))[..., 0]), "float32") * tf.reshape(real, [b, s, length])
             mention = tf.reshape(last_write_wins(tf.reshape(gate, [b, s * length])), [b, s, length])
-            parent = tf.einsum("bsl,bslm->bsm", mention, self.point(states, grid))  # [b, S, L]
+            parent = tf.einsum("bsl,bslm->bsm", mention, tf.cast(self.point(states, grid), "float32"))  # [b, S, L]
             parent = tf.reshape(parent, [b, s * length])
             # The parent word's identity, spread to every mention of it: the next hop's entity;
             # never the current entity again (a parent differs from its child).
             entity = tf.gather(tf.einsum("bt,btv->bv", parent, one_hot), words, batch_dims=1) * (1.0 - entity)
             # What the hop found, as the sentence told it at the mention ("... moved to the asked
             # place"), and how much it found (0 once the chain has reached a place).
-            found = self.summary(tf.einsum("bsl,bsld->bd", mention, states))
+            found = tf.cast(self.summary(tf.einsum("bsl,bsld->bd", mention, tf.cast(states, "float32"))), "float32")
             # ... and how much of the parent the hop points at is the asked place: the answer's
             # own path to the place pointer.
             features += [found, tf.reduce_sum(mention, axis=[1, 2])[:, None], tf.reduce_sum(parent * at_place, axis=1)[:, None]]
             weights.append(tf.reduce_sum(mention, axis=-1))
             self.trace.append((tf.reshape(mention, [b, s * length]), parent))
         return tf.concat(features, axis=1), q_vector, tf.stack(weights, axis=1)
+
+    def read_sentences(self, x: Any, mask: Any, training: Any) -> Any:
+        """The hop BiLSTM over the real sentences only: ``[b * S, L, d]`` -> ``[b * S, L, 2 * units]``.
+
+        A batch's grid has as many sentences per row as its longest story; in a batch that mixes
+        a 37-sentence story with 8-sentence ones most rows are padding, so they are gathered out
+        before the recurrence and their (zero) states scattered back after it.
+        """
+        rows = tf.where(tf.reduce_any(mask, axis=1))
+        states = self.hop_lstm(tf.gather_nd(x, rows), mask=tf.gather_nd(mask, rows), training=training)
+        shape = tf.concat([tf.shape(x)[:2], [2 * self.units]], 0)
+        return tf.scatter_nd(rows, states, tf.cast(shape, rows.dtype))
 
     def point(self, states: Any, grid: Any) -> Any:
         """``[b, S, L, L]``: from each word, a distribution over the other words of its sentence

@@ -29,19 +29,19 @@ PARAMS: tuple[Param, ...] = (
         "architecture",
         str,
         "memory",
-        "memory: each sentence read by a BiLSTM, then question-conditioned hops across sentences "
-        "(the most recent answering one wins) and an answer MLP; plain: embedding + LSTM + dense "
-        "over the whole row (the original design)",
+        "memory: hops that follow the asked entity up its chain (each sentence read by a BiLSTM, "
+        "the latest mention that moves the entity wins, a pointer to its new holder, container "
+        "or place), then an answer MLP; plain: one LSTM over the whole row (the earlier default)",
         choices=("memory", "plain"),
     ),
-    Param("hops", int, 3, "memory: reads across the sentences, each conditioned on the last", minimum=1, maximum=8),
-    Param("heads", int, 2, "memory: attention heads of each hop (they split 2 x units)", minimum=1, maximum=16),
+    Param("hops", int, 3, "memory: links followed from the asked entity (3 = object -> container -> carrier -> place)", minimum=1, maximum=8),
     Param(
         "support_loss",
         float,
         1.0,
-        "memory: weight of the attention supervision (each supporting sentence picked by a hop, "
-        "each hop inside the support); 0 = learn from the answers alone",
+        "memory: weight of the attention supervision where the data names supporting sentences "
+        "(each one picked by some hop, no hop reading outside them); 0 = learn from the answers "
+        "alone; never used when scoring",
         minimum=0.0,
         maximum=100.0,
     ),
@@ -59,14 +59,14 @@ PARAMS: tuple[Param, ...] = (
         "question_first",
         bool,
         True,
-        "read the question before the story (rows rotated inside the model), so the LSTM knows "
+        "plain: read the question before the story (rows rotated inside the model), so the LSTM knows "
         "what to track while it reads",
     ),
     Param(
         "question_match",
         str,
         "replace",
-        "story words that occur in the question get a learned vector per question position: "
+        "plain: story words that occur in the question get a learned vector per question position: "
         "replace their embedding with it, add it to it, or none",
         choices=("replace", "add", "none"),
     ),
@@ -74,19 +74,19 @@ PARAMS: tuple[Param, ...] = (
         "conv_width",
         int,
         5,
-        "causal convolution over this many tokens before the LSTM (residual, ReLU), so each step "
+        "plain: causal convolution over this many tokens before the LSTM (residual, ReLU), so each step "
         "sees its phrase; 0 or 1 = off",
         minimum=0,
         maximum=64,
     ),
-    Param("units", int, 64, "hidden units of each LSTM layer (per direction)", minimum=1, maximum=4096),
-    Param("layers", int, 1, "stacked LSTM layers", minimum=1, maximum=16),
-    Param("bidirectional", bool, True, "read the sequence both ways (two LSTMs per layer)"),
+    Param("units", int, 64, "hidden units of each LSTM layer (per direction; memory: of the question and hop BiLSTMs)", minimum=1, maximum=4096),
+    Param("layers", int, 1, "plain: stacked LSTM layers", minimum=1, maximum=16),
+    Param("bidirectional", bool, True, "plain: read the sequence both ways (two LSTMs per layer; memory's are always)"),
     Param(
         "dropout",
         float,
         0.1,
-        "dropout on each LSTM layer's inputs and before the output layer",
+        "dropout on each LSTM layer's inputs and before the output layer (memory: the hop BiLSTM's inputs and the answer MLP)",
         minimum=0.0,
         maximum=0.9,
     ),
@@ -94,7 +94,7 @@ PARAMS: tuple[Param, ...] = (
         "recurrent_dropout",
         float,
         0.0,
-        "dropout on the recurrent state (on a GPU it rules out the fused cuDNN kernel)",
+        "plain: dropout on the recurrent state (on a GPU it rules out the fused cuDNN kernel)",
         minimum=0.0,
         maximum=0.9,
     ),
@@ -102,7 +102,7 @@ PARAMS: tuple[Param, ...] = (
         "chrono_init",
         bool,
         True,
-        "LSTM gate biases that start out remembering over up to max_len steps (chrono init) "
+        "plain: LSTM gate biases that start out remembering over up to max_len steps (chrono init) "
         "instead of Keras' forget bias 1",
     ),
     Param("weight_decay", float, 0.0, "decoupled weight decay of Adam (AdamW's)", minimum=0.0, maximum=1.0),
@@ -134,7 +134,7 @@ DEFAULTS: dict[str, Any] = {param.name: param.default for param in PARAMS}
 #: The parameters that decide the model's weights and wiring: a checkpoint must agree on all of
 #: them. (The sequence length is ``ModelSpec.max_len``, checked on its own: ``qa run --max-len``
 #: overrides the ``max_len`` parameter.)
-ARCHITECTURE = ("architecture", "hops", "heads", "embedding_dim", "question_first", "question_match", "conv_width", "units", "layers", "bidirectional")
+ARCHITECTURE = ("architecture", "hops", "embedding_dim", "question_first", "question_match", "conv_width", "units", "layers", "bidirectional")
 
 
 

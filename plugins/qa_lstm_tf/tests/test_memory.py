@@ -131,3 +131,4 @@ def test_a_checkpoint_of_the_other_architecture_is_refused(lstm, dense, tmp_path
     lstm.save(model, path, spec, {"epoch": 1})
     with pytest.raises(CheckpointError, match="architecture"):
         lstm.load(path, make_spec(lstm, vocab, max_len, architecture="memory"), {"epoch": 1})
+

@@ -40,7 +40,9 @@ class TestTrainingKit(TrainingKitContract):
 
         for precision, compute in (("32", "float32"), ("bf16", "bfloat16")):
             model = kit_plugin.build(self.spec(kit_plugin, kit_data, 1, precision=precision)).model
-            assert {layer.dtype_policy.compute_dtype for layer in model.layers if layer.name.startswith("bidirectional")} == {compute}
+            # Every recurrent layer, nested ones too (the memory network's BiLSTMs live inside its hops layer).
+            recurrent = [layer for layer in model._flatten_layers() if "lstm" in layer.name or layer.name.startswith("bidirectional")]
+            assert recurrent and {layer.dtype_policy.compute_dtype for layer in recurrent} == {compute}
             assert model.get_layer("answer").dtype_policy.compute_dtype == "float32"  # the output stays float32
         assert keras.config.dtype_policy().name == "float32"
 
