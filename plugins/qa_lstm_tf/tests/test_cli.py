@@ -146,7 +146,10 @@ def test_lstm_and_transformer_runs_have_the_same_metric_names_and_files(lstm_run
     _, lstm_dir = lstm_run
     lstm_lines, transformer_lines = read_jsonl(lstm_dir / "metrics.jsonl"), read_jsonl(transformer_dir / "metrics.jsonl")
     assert len(lstm_lines) == len(transformer_lines) == 1
-    assert set(lstm_lines[0]) == set(transformer_lines[0])
+    # The core's figures match name for name; a model's own training figures (the memory
+    # network's support loss, which a plain transformer has none of) may come on top.
+    own = {"metrics/train/support_loss"}
+    assert set(lstm_lines[0]) - own == set(transformer_lines[0]) - own
     lstm_summary = json.loads((lstm_dir / "summary.json").read_text(encoding="utf-8"))
     transformer_summary = json.loads((transformer_dir / "summary.json").read_text(encoding="utf-8"))
     assert set(lstm_summary) == set(transformer_summary)
