@@ -23,10 +23,10 @@ from .common import Result, model_plugin
 
 CELLS = (("dense", 8), ("superdense", 8))
 LEVEL = 0.90
-TRAIN_PER_CELL = 10_000
+TRAIN_PER_CELL = 5_000
 VAL_PER_CELL, TEST_PER_CELL = 300, 500
 PLUGINS = ("transformer", "lstm")
-CAP_SECONDS = 1200.0
+CAP_SECONDS = 600.0
 MAX_EPOCHS = 40
 
 
