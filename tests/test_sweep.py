@@ -206,7 +206,9 @@ def test_a_failing_trial_is_marked_with_its_reason_and_the_sweep_goes_on(tmp_pat
 
 
 def test_interrupted_sweep_resumes_each_trial_and_runs_only_what_is_missing(tmp_path, tiny_data):
-    path = grid(tmp_path, tiny_data, epochs=100, lrs="[0.01]", seeds="[0, 1, 2]")
+    # 400 tiny epochs (~10 s a trial): with 100 a trial could finish (~2.5 s) before both
+    # running trials had three epochs on disk, and the Ctrl-C found nothing to interrupt.
+    path = grid(tmp_path, tiny_data, epochs=400, lrs="[0.01]", seeds="[0, 1, 2]")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([*QA, "sweep", str(path), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     trials_dir = tmp_path / "sweeps" / "grid" / "trials"
@@ -236,6 +238,6 @@ def test_interrupted_sweep_resumes_each_trial_and_runs_only_what_is_missing(tmp_
         config = json.loads((Path(after["run_dir"]) / "config.json").read_text())
         assert config["resumed_after_epoch"] >= 3
         epochs = [json.loads(line)["epoch"] for line in (Path(after["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
-        assert epochs == list(range(1, 101))
+        assert epochs == list(range(1, 401))
         assert "qa run --resume" in (trials_dir / after["id"] / "log.txt").read_text()
     assert sum(1 for _ in trials_dir.glob("*/*/config.json")) == 3  # no trial ran twice
