@@ -16,6 +16,7 @@ What is here:
     write_tiny_data, tiny_data, TinyData          tiny generated data, raw or encoded (:mod:`.data`)
     train_run, resume_run, TrainingRun            real in-process runs (:mod:`.runs`)
     RunDirectory                                  a run directory read back
+    assert_same_epochs                            two runs' epochs agree within a tolerance (parity tests)
     TinyModel, HookRecorder, Interrupter          small real plugins the contracts use (:mod:`.models`)
 and, through the ``pytest11`` entry point, the fixtures ``qa_tiny_data``, ``qa_plugin_manager``,
 ``qa_read_run`` and ``qa_train`` (:mod:`.pytest_plugin`).
@@ -26,7 +27,7 @@ This package imports pytest; the rest of qa-core never imports it.
 from .contracts import ModelPluginContract, TrackerPluginContract
 from .data import TinyData, tiny_data, write_tiny_data
 from .models import HookCall, HookRecorder, Interrupter, TinyModel
-from .runs import RunDirectory, TrainingRun, resume_run, train_run
+from .runs import RunDirectory, TrainingRun, assert_same_epochs, resume_run, train_run
 
 __all__ = [
     "HookCall",
@@ -38,6 +39,7 @@ __all__ = [
     "TinyModel",
     "TrackerPluginContract",
     "TrainingRun",
+    "assert_same_epochs",
     "resume_run",
     "tiny_data",
     "train_run",

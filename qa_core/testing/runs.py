@@ -51,6 +51,19 @@ class RunDirectory:
         assert (self.path / "eval").is_dir() and any((self.path / "eval").iterdir()), f"{self.path}: no eval files"
 
 
+def assert_same_epochs(left: str | Path | RunDirectory, right: str | Path | RunDirectory, metrics: Sequence[str], *, atol: float) -> None:
+    """Two runs trained alike: the same epochs in metrics.jsonl, and at every epoch each of
+    ``metrics`` within ``atol`` (absolute). For parity tests: two replicas or ranks against one
+    device, a resumed run against one that ran through. ``atol`` is the test's to justify (the
+    float32 summation order it allows); a metric missing from either line fails, by name."""
+    left, right = (run if isinstance(run, RunDirectory) else RunDirectory.read(run) for run in (left, right))
+    assert left.epochs == right.epochs, f"{left.path} holds epochs {left.epochs}, {right.path} holds {right.epochs}"
+    for a, b in zip(left.lines, right.lines):
+        for name in metrics:
+            assert name in a and name in b, f"epoch {a['epoch']}: {name} missing from {left.path if name not in a else right.path}"
+            assert abs(a[name] - b[name]) <= atol, f"epoch {a['epoch']}: {name} {a[name]} against {b[name]} (atol {atol})"
+
+
 @dataclass
 class TrainingRun:
     """One in-process ``qa run`` (or resume): where it went, what it printed on stderr."""

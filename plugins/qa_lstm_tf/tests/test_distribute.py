@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from qa_core.testing import assert_same_epochs
+
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="TensorFlow is not installed")
 
 QA = [sys.executable, "-m", "qa_core.cli"]
@@ -51,17 +53,6 @@ def train(stories: Path, runs: Path, epochs: int, *extra: str) -> Path:
     return run_dir
 
 
-def epochs_of(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def assert_same_epochs(left: list[dict], right: list[dict]) -> None:
-    assert [line["epoch"] for line in left] == [line["epoch"] for line in right]
-    for a, b in zip(left, right):
-        for name in COMPARED:
-            assert abs(a[name] - b[name]) <= TOLERANCE, (a["epoch"], name, a[name], b[name])
-
-
 @pytest.fixture(scope="module")
 def stories(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("stories")
@@ -79,7 +70,7 @@ def mirrored(stories, tmp_path_factory) -> Path:
 
 def test_two_replicas_train_as_one_device_with_the_same_global_batch(stories, mirrored, tmp_path):
     single = train(stories, tmp_path, 2)
-    assert_same_epochs(epochs_of(mirrored), epochs_of(single))
+    assert_same_epochs(mirrored, single, COMPARED, atol=TOLERANCE)
     summaries = [json.loads((run / "summary.json").read_text()) for run in (mirrored, single)]
     assert summaries[0]["best"]["epoch"] == summaries[1]["best"]["epoch"]
     assert abs(summaries[0]["test"]["loss"] - summaries[1]["test"]["loss"]) <= TOLERANCE
@@ -91,7 +82,7 @@ def test_a_mirrored_run_extended_by_resume_equals_one_that_ran_through(stories, 
     resumed = qa("run", "--resume", str(run_dir), "--epochs", "2", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming" in resumed.stdout and "lstm: MirroredStrategy, 2 replicas" in resumed.stdout, resumed.stdout
-    assert_same_epochs(epochs_of(run_dir), epochs_of(mirrored))
+    assert_same_epochs(run_dir, mirrored, COMPARED, atol=TOLERANCE)
 
 
 def test_a_last_batch_smaller_than_the_replicas_trains_without_it_and_scores_every_row(tmp_path):
