@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any, List, Optional
+from types import SimpleNamespace
+from typing import Annotated, Any, List, Optional
 
 import typer
 
@@ -51,137 +53,231 @@ def _app_options(
 # -------------------------------------------------------------------------------------------------
 # qa run
 # -------------------------------------------------------------------------------------------------
+# Each option is declared once, as an Annotated alias, so that the command's signature reads as the
+# list of what it takes. The order of the signature is the order of `qa run --help`.
+
+# what to train, on what
+PluginOpt = Annotated[Optional[str], typer.Option("--plugin", "-p", autocompletion=complete_models, help="Model plugin to train (see `qa plugins`).")]
+DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Directory with train/val/test files (JSONL or bAbI). Without any data option, a default dataset is generated.")]
+TrainOpt = Annotated[Optional[Path], typer.Option("--train", help="Training file (JSONL or bAbI).")]
+ValOpt = Annotated[Optional[Path], typer.Option("--val", help="Validation file; if absent, a stratified slice of --train.")]
+TestOpt = Annotated[Optional[Path], typer.Option("--test", help="Test file.")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", help="auto (default), jsonl or babi.")]
+# how
+EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", "-e", help="Number of epochs [default: 5].")]
+BatchSizeOpt = Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Batch size [default: 32].")]
+LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Learning rate (sets the plugin's lr parameter).")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed [default: 0].")]
+ParamOpt = Annotated[List[str], typer.Option("--param", help="Plugin hyperparameter KEY=VALUE (repeatable).")]
+# options from a file or another run
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", metavar="FILE", help="TOML file with run options, or a run's config.json (re-run it); command-line options win.")]
+FromOpt = Annotated[Optional[Path], typer.Option("--from", metavar="RUN_DIR", help="Re-run a run's options (RUN_DIR/config.json) under a new run id; command-line options win.")]
+PrintConfigOpt = Annotated[bool, typer.Option("--print-config", help="Print the resolved options as TOML (which --config reads back) and exit without training.")]
+# trackers, the run directory, checkpoints and early stopping
+LoggerOpt = Annotated[List[str], typer.Option("--logger", "-l", autocompletion=complete_trackers, help="Extra tracker plugin (repeatable), e.g. neptune. Local files are always written.")]
+LoggerParamOpt = Annotated[List[str], typer.Option("--logger-param", help="Tracker option TRACKER.KEY=VALUE (repeatable).")]
+RunsDirOpt = Annotated[Optional[Path], typer.Option("--runs-dir", help="Where run directories go [default: runs].")]
+TopKOpt = Annotated[Optional[int], typer.Option("--top-k", help="Keep the k best epochs' checkpoints [default: 3].")]
+CheckpointEveryOpt = Annotated[Optional[int], typer.Option("--checkpoint-every", help="Also keep every N-th epoch's checkpoint.")]
+PatienceOpt = Annotated[Optional[int], typer.Option("--patience", help="Early stopping: stop after N epochs without a better --monitor value (see --min-delta).")]
+ThresholdOpt = Annotated[Optional[float], typer.Option("--threshold", help="Probability above which the answer is yes [default: 0.5].")]
+MaxLenOpt = Annotated[Optional[int], typer.Option("--max-len", help="Encoded sequence length (default: the plugin's max_len).")]
+ValFractionOpt = Annotated[Optional[float], typer.Option("--val-fraction", help="Share of --train carved out (stratified) as validation when no validation file is given [default: 0.1].")]
+NameOpt = Annotated[Optional[str], typer.Option("--name", help="A readable name for the run, kept in config.json and shown by `qa runs`, reports and plots.")]
+TagOpt = Annotated[List[str], typer.Option("--tag", help="Tag for the run (repeatable).")]
+ProgressOpt = Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bars [default: when stderr is a terminal].")]
+ResumeOpt = Annotated[Optional[Path], typer.Option("--resume", help="Continue an interrupted run from its last finished epoch (give its run directory; --epochs may extend it).")]
+SeedsOpt = Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds: one run per seed, in a group directory with their aggregate (mean, sd, interval).")]
+RepeatsOpt = Annotated[Optional[int], typer.Option("--repeats", help="N runs with seeds --seed, --seed+1, ... as one group (like --seeds).")]
+CallbackOpt = Annotated[List[str], typer.Option("--callback", help="Callback plugin (repeatable): sees every epoch, may add metrics or stop the run.")]
+CallbackParamOpt = Annotated[List[str], typer.Option("--callback-param", help="Callback option CALLBACK.KEY=VALUE (repeatable).")]
+MonitorOpt = Annotated[Optional[str], typer.Option("--monitor", help="Metric that picks best, top-k and early stopping, any metrics.jsonl name [default: metrics/val/accuracy].")]
+ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="min or max: which way --monitor improves [default: inferred for loss and accuracy].")]
+MinDeltaOpt = Annotated[Optional[float], typer.Option("--min-delta", help="Early stopping: smaller improvements of --monitor count as none [default: 0].")]
+# the training loop
+LogEveryOpt = Annotated[Optional[int], typer.Option("--log-every-n-steps", help="Also log the training loss (and the plugin's own values) every N optimisation steps, as steps/... series.")]
+LimitTrainOpt = Annotated[Optional[int], typer.Option("--limit-train-batches", help="Train on the first N batches of each (shuffled) epoch only.")]
+GroupByLengthOpt = Annotated[Optional[bool], typer.Option("--group-by-length/--no-group-by-length", help="Batch rows of similar length together (shuffled pools sorted by length, batches in random order): far less padding for models that trim each batch [default: on].")]
+FastDevRunOpt = Annotated[Optional[bool], typer.Option("--fast-dev-run", help="Run 2 batches of train, val and test through every hook, keep nothing: checks a plugin or config in seconds.")]
+AllowChangedDataOpt = Annotated[bool, typer.Option("--allow-changed-data", help="With --resume: continue although the data files changed since the run started.")]
+NprocOpt = Annotated[Optional[int], typer.Option("--nproc-per-node", help="Data-parallel: start N ranks on this machine through torch.distributed.run (--batch-size is the global batch; see docs/scaling.md).")]
+
+#: RunConfig fields -> (the parameter of `run`, the option) that set them, where the names differ.
+_OPTION_OF = {"data_dir": ("data", "--data"), "data_format": ("data_format", "--format"), "tags": ("tag", "--tag"),
+              "callbacks": ("callback", "--callback"), "callback_params": ("callback_param", "--callback-param")}
+#: What `qa run --resume` may change: the rest is the run's own (its config.json).
+_RESUME_MAY_CHANGE = ("epochs", "progress", "loggers", "logger_params")
 
 
 @app.command()
 @cli_errors
 def run(
-    plugin: Optional[str] = typer.Option(None, "--plugin", "-p", autocompletion=complete_models, help="Model plugin to train (see `qa plugins`)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Directory with train/val/test files (JSONL or bAbI). Without any data option, a default dataset is generated."),
-    train: Optional[Path] = typer.Option(None, "--train", help="Training file (JSONL or bAbI)."),
-    val: Optional[Path] = typer.Option(None, "--val", help="Validation file; if absent, a stratified slice of --train."),
-    test: Optional[Path] = typer.Option(None, "--test", help="Test file."),
-    data_format: Optional[str] = typer.Option(None, "--format", help="auto (default), jsonl or babi."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Number of epochs [default: 5]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size [default: 32]."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (sets the plugin's lr parameter)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [default: 0]."),
-    param: List[str] = typer.Option([], "--param", help="Plugin hyperparameter KEY=VALUE (repeatable)."),
-    config_file: Optional[Path] = typer.Option(None, "--config", metavar="FILE", help="TOML file with run options, or a run's config.json (re-run it); command-line options win."),
-    from_run: Optional[Path] = typer.Option(None, "--from", metavar="RUN_DIR", help="Re-run a run's options (RUN_DIR/config.json) under a new run id; command-line options win."),
-    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved options as TOML (which --config reads back) and exit without training."),
-    logger: List[str] = typer.Option([], "--logger", "-l", autocompletion=complete_trackers, help="Extra tracker plugin (repeatable), e.g. neptune. Local files are always written."),
-    logger_param: List[str] = typer.Option([], "--logger-param", help="Tracker option TRACKER.KEY=VALUE (repeatable)."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where run directories go [default: runs]."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k best epochs' checkpoints [default: 3]."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Also keep every N-th epoch's checkpoint."),
-    patience: Optional[int] = typer.Option(None, "--patience", help="Early stopping: stop after N epochs without a better --monitor value (see --min-delta)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Probability above which the answer is yes [default: 0.5]."),
-    max_len: Optional[int] = typer.Option(None, "--max-len", help="Encoded sequence length (default: the plugin's max_len)."),
-    val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Share of --train carved out (stratified) as validation when no validation file is given [default: 0.1]."),
-    name: Optional[str] = typer.Option(None, "--name", help="A readable name for the run, kept in config.json and shown by `qa runs`, reports and plots."),
-    tag: List[str] = typer.Option([], "--tag", help="Tag for the run (repeatable)."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars [default: when stderr is a terminal]."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its last finished epoch (give its run directory; --epochs may extend it)."),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds: one run per seed, in a group directory with their aggregate (mean, sd, interval)."),
-    repeats: Optional[int] = typer.Option(None, "--repeats", help="N runs with seeds --seed, --seed+1, ... as one group (like --seeds)."),
-    callback: List[str] = typer.Option([], "--callback", help="Callback plugin (repeatable): sees every epoch, may add metrics or stop the run."),
-    callback_param: List[str] = typer.Option([], "--callback-param", help="Callback option CALLBACK.KEY=VALUE (repeatable)."),
-    monitor: Optional[str] = typer.Option(None, "--monitor", help="Metric that picks best, top-k and early stopping, any metrics.jsonl name [default: metrics/val/accuracy]."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="min or max: which way --monitor improves [default: inferred for loss and accuracy]."),
-    min_delta: Optional[float] = typer.Option(None, "--min-delta", help="Early stopping: smaller improvements of --monitor count as none [default: 0]."),
-    log_every_n_steps: Optional[int] = typer.Option(None, "--log-every-n-steps", help="Also log the training loss (and the plugin's own values) every N optimisation steps, as steps/... series."),
-    limit_train_batches: Optional[int] = typer.Option(None, "--limit-train-batches", help="Train on the first N batches of each (shuffled) epoch only."),
-    group_by_length: Optional[bool] = typer.Option(None, "--group-by-length/--no-group-by-length", help="Batch rows of similar length together (shuffled pools sorted by length, batches in random order): far less padding for models that trim each batch [default: on]."),
-    fast_dev_run: Optional[bool] = typer.Option(None, "--fast-dev-run", help="Run 2 batches of train, val and test through every hook, keep nothing: checks a plugin or config in seconds."),
-    allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help="With --resume: continue although the data files changed since the run started."),
-    nproc_per_node: Optional[int] = typer.Option(None, "--nproc-per-node", help="Data-parallel: start N ranks on this machine through torch.distributed.run (--batch-size is the global batch; see docs/scaling.md)."),
+    plugin: PluginOpt = None,
+    data: DataOpt = None,
+    train: TrainOpt = None,
+    val: ValOpt = None,
+    test: TestOpt = None,
+    data_format: FormatOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    lr: LrOpt = None,
+    seed: SeedOpt = None,
+    param: ParamOpt = [],
+    config_file: ConfigOpt = None,
+    from_run: FromOpt = None,
+    print_config: PrintConfigOpt = False,
+    logger: LoggerOpt = [],
+    logger_param: LoggerParamOpt = [],
+    runs_dir: RunsDirOpt = None,
+    top_k: TopKOpt = None,
+    checkpoint_every: CheckpointEveryOpt = None,
+    patience: PatienceOpt = None,
+    threshold: ThresholdOpt = None,
+    max_len: MaxLenOpt = None,
+    val_fraction: ValFractionOpt = None,
+    name: NameOpt = None,
+    tag: TagOpt = [],
+    progress: ProgressOpt = None,
+    resume: ResumeOpt = None,
+    seeds: SeedsOpt = None,
+    repeats: RepeatsOpt = None,
+    callback: CallbackOpt = [],
+    callback_param: CallbackParamOpt = [],
+    monitor: MonitorOpt = None,
+    mode: ModeOpt = None,
+    min_delta: MinDeltaOpt = None,
+    log_every_n_steps: LogEveryOpt = None,
+    limit_train_batches: LimitTrainOpt = None,
+    group_by_length: GroupByLengthOpt = None,
+    fast_dev_run: FastDevRunOpt = None,
+    allow_changed_data: AllowChangedDataOpt = False,
+    nproc_per_node: NprocOpt = None,
     traceback: bool = TracebackOption,
 ) -> None:
     """Train a model plugin, keep its best checkpoints and score it on the test split."""
-    from .config import RunConfig, check_config, load_config_file, parse_key_values, parse_logger_params
-    from .trainer import config_from_run
-    from .trainer import train as run_training
-
-    if resume is not None and (config_file or from_run or plugin or data or train or val or test or param or group_by_length is not None):
-        raise ConfigError("--resume: the run's own config is used; only --epochs, --progress and tracker options may be given")
-    if config_file and from_run:
-        raise ConfigError("--from: give either --from RUN_DIR or --config FILE, not both")
-    if from_run is not None:
-        if not (from_run / "config.json").is_file():
-            raise ConfigError(f"--from {from_run}: not a run directory (no config.json)")
-        config_file = from_run / "config.json"
-    toml_keys: dict[str, str] = {}  # field -> its key in --config, for messages naming file and key
-    values: dict[str, Any] = config_from_run(resume) if resume else load_config_file(config_file, toml_keys) if config_file else {}
-    cli_values = {
-        "plugin": plugin,
-        "data_dir": str(data) if data else None,
-        "train": str(train) if train else None,
-        "val": str(val) if val else None,
-        "test": str(test) if test else None,
-        "data_format": data_format,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-        "runs_dir": str(runs_dir) if runs_dir else None,
-        "top_k": top_k,
-        "checkpoint_every": checkpoint_every,
-        "patience": patience,
-        "threshold": threshold,
-        "max_len": max_len,
-        "val_fraction": val_fraction,
-        "name": name,
-        "progress": progress,
-        "monitor": monitor,
-        "mode": mode,
-        "min_delta": min_delta,
-        "log_every_n_steps": log_every_n_steps,
-        "limit_train_batches": limit_train_batches,
-        "fast_dev_run": fast_dev_run,
-        "group_by_length": group_by_length,
-    }
-    if data or train:  # data given here replaces the file's data, whichever form it took
-        for key in ("data_dir", "train", "val", "test"):
-            values.pop(key, None)
-    values.update({key: value for key, value in cli_values.items() if value is not None})
-    values["params"] = {**values.get("params", {}), **parse_key_values("--param", param)}
-    values["loggers"] = list(dict.fromkeys([*values.get("loggers", []), *logger]))
-    merged_logger_params = {k: dict(v) for k, v in values.get("logger_params", {}).items()}
-    for tracker, options in parse_logger_params(logger_param).items():
-        merged_logger_params.setdefault(tracker, {}).update(options)
-    values["logger_params"] = merged_logger_params
-    values["tags"] = list(dict.fromkeys([*values.get("tags", []), *tag]))
-    values["callbacks"] = list(dict.fromkeys([*values.get("callbacks", []), *callback]))
-    merged_callback_params = {k: dict(v) for k, v in values.get("callback_params", {}).items()}
-    for name, options in parse_logger_params(callback_param, option="--callback-param").items():
-        merged_callback_params.setdefault(name, {}).update(options)
-    values["callback_params"] = merged_callback_params
+    given = SimpleNamespace(**locals())  # the options as given (None or []: not given)
+    config_file, values, toml_keys = _starting_values(given)
+    stored = dict(values) if resume is not None else None
+    _merge_command_line(values, given)
+    if stored is not None:
+        _refuse_changes_on_resume(resume, stored, values, given)
     if allow_changed_data and resume is None:
         raise ConfigError("--allow-changed-data: only with --resume")
+    from .config import RunConfig, check_config
+
     if print_config:
         _print_config(RunConfig(**values))
         return
     if resume is not None:  # what the run's config.json holds is named by that file and key
         toml_keys, config_file = {k: k for k in values}, resume / "config.json"
+    cli_values = _config_values(given)
     config = check_config(RunConfig(**values), {k: v for k, v in toml_keys.items() if cli_values.get(k) is None}, config_file)
-    from . import distributed
+    _start(config, given, int(values.get("seed", 0) or 0))
 
-    if (seeds or repeats) and (nproc_per_node is not None or distributed.from_env().distributed):
+
+def _config_values(given: SimpleNamespace) -> dict[str, Any]:
+    """The RunConfig fields the command line sets one to one (None: not given)."""
+    paths = {"data_dir": given.data, "train": given.train, "val": given.val, "test": given.test, "runs_dir": given.runs_dir}
+    same_name = ("plugin", "data_format", "epochs", "batch_size", "lr", "seed", "top_k", "checkpoint_every", "patience", "threshold",
+                 "max_len", "val_fraction", "name", "progress", "monitor", "mode", "min_delta", "log_every_n_steps",
+                 "limit_train_batches", "fast_dev_run", "group_by_length")
+    return {**{key: str(path) if path else None for key, path in paths.items()}, **{key: getattr(given, key) for key in same_name}}
+
+
+def _starting_values(given: SimpleNamespace) -> tuple[Path | None, dict[str, Any], dict[str, str]]:
+    """What the command line is laid over: the resumed run's config.json, a --config file or
+    --from run's config.json, or nothing. Returns that file, its values and, for a --config file,
+    field -> its key there (for messages naming file and key)."""
+    from .config import load_config_file
+    from .trainer import config_from_run
+
+    config_file = given.config_file
+    if given.resume is not None and (config_file or given.from_run or given.plugin or given.data or given.train or given.val
+                                     or given.test or given.param or given.group_by_length is not None):
+        raise ConfigError("--resume: the run's own config is used; only --epochs, --progress and tracker options may be given")
+    if config_file and given.from_run:
+        raise ConfigError("--from: give either --from RUN_DIR or --config FILE, not both")
+    if given.from_run is not None:
+        if not (given.from_run / "config.json").is_file():
+            raise ConfigError(f"--from {given.from_run}: not a run directory (no config.json)")
+        config_file = given.from_run / "config.json"
+    toml_keys: dict[str, str] = {}
+    if given.resume is not None:
+        return config_file, config_from_run(given.resume), toml_keys
+    return config_file, load_config_file(config_file, toml_keys) if config_file else {}, toml_keys
+
+
+def _merge_command_line(values: dict[str, Any], given: SimpleNamespace) -> None:
+    """Lay the command line over ``values``: a given option wins; repeatable options add to the
+    file's (--param, --logger-param and --callback-param key by key)."""
+    from .config import parse_key_values, parse_logger_params
+
+    if given.data or given.train:  # data given here replaces the file's data, whichever form it took
+        for key in ("data_dir", "train", "val", "test"):
+            values.pop(key, None)
+    values.update({key: value for key, value in _config_values(given).items() if value is not None})
+    values["params"] = {**values.get("params", {}), **parse_key_values("--param", given.param)}
+    values["loggers"] = list(dict.fromkeys([*values.get("loggers", []), *given.logger]))
+    values["tags"] = list(dict.fromkeys([*values.get("tags", []), *given.tag]))
+    values["callbacks"] = list(dict.fromkeys([*values.get("callbacks", []), *given.callback]))
+    for key, option, items in (("logger_params", "--logger-param", given.logger_param), ("callback_params", "--callback-param", given.callback_param)):
+        merged = {k: dict(v) for k, v in values.get(key, {}).items()}
+        for plugin_name, options in parse_logger_params(items, option=option).items():
+            merged.setdefault(plugin_name, {}).update(options)
+        values[key] = merged
+
+
+def _refuse_changes_on_resume(run_dir: Path, stored: dict[str, Any], values: dict[str, Any], given: SimpleNamespace) -> None:
+    """A resume continues the run as it started (its replay of shuffles, checkpoints and early
+    stopping depends on it): an option that would change one of its values is refused in one line
+    with the run's value, never applied silently. Repeating the run's own value changes nothing."""
+    from .config import RunConfig
+
+    for field in fields(RunConfig):  # in their order, so that the same command line names the same option
+        key, default = field.name, field.default if field.default is not MISSING else field.default_factory()  # type: ignore[misc]
+        if key in _RESUME_MAY_CHANGE:
+            continue
+        wanted, kept = values.get(key, default), stored.get(key, default)
+        if wanted == kept:
+            continue
+        if key == "lr" and kept is None:  # started without --lr: the plugin's own lr trained it
+            kept = _resolved_params(run_dir).get("model/lr")
+            if wanted == kept:
+                values[key] = None  # as the run started: without --lr
+                continue
+        attribute, flag = _OPTION_OF.get(key, (key, "--" + key.replace("_", "-")))
+        raw = getattr(given, attribute)
+        typed = " ".join(f"{flag} {item}" for item in raw) if isinstance(raw, list) else flag if isinstance(raw, bool) else f"{flag} {raw}"
+        raise ConfigError(f"{typed}: the run being resumed has {key}={json.dumps(kept)} (its config.json), which --resume keeps (only "
+                          f"--epochs, --progress and tracker options may change); to train with {typed}, start a new run from its "
+                          f"options: qa run --from {run_dir} {typed}")
+
+
+def _resolved_params(run_dir: Path) -> dict[str, Any]:
+    """The plugin's hyperparameters a run trained with, every default filled in (config.json)."""
+    stored = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    return stored.get("resolved_params") or {}
+
+
+def _start(config: Any, given: SimpleNamespace, seed: int) -> None:
+    """Train ``config``: data-parallel through torchrun, as a group of seeds, or one run."""
+    from . import distributed
+    from .analysis.groups import parse_seeds, run_group
+    from .trainer import train as run_training
+
+    if (given.seeds or given.repeats) and (given.nproc_per_node is not None or distributed.from_env().distributed):
         raise ConfigError("--seeds/--repeats: not with data-parallel training (start each seed's run with --nproc-per-node on its own)")
-    if nproc_per_node is not None:
+    if given.nproc_per_node is not None:
         from .launch import launch_ranks
 
-        raise typer.Exit(launch_ranks(config, nproc_per_node, sys.argv[1:]))
-    from .analysis.groups import parse_seeds, run_group
-
-    group_seeds = parse_seeds(seeds, repeats, int(values.get("seed", 0) or 0))
+        raise typer.Exit(launch_ranks(config, given.nproc_per_node, sys.argv[1:]))
+    group_seeds = parse_seeds(given.seeds, given.repeats, seed)
     if group_seeds is not None:
-        if resume is not None:
+        if given.resume is not None:
             raise ConfigError("--seeds/--repeats: not with --resume (resume each member run on its own)")
         run_group(config, group_seeds)
         return
-    run_training(config, resume=resume, allow_changed_data=allow_changed_data)
+    run_training(config, resume=given.resume, allow_changed_data=given.allow_changed_data)
 
 
 def _print_config(config: Any) -> None:

@@ -215,6 +215,29 @@ def test_a_resume_on_changed_data_is_refused_unless_allowed(qa, tiny_data, tmp_p
     assert allowed.code == 0, allowed.err
 
 
+def test_a_resume_refuses_an_option_that_would_change_the_run_naming_its_value(qa, tiny_data, tmp_path):
+    """`--resume RUN --lr X` once trained on with X silently; now every option that would change
+    the run is one line with the run's own value, and repeating that value is accepted."""
+    run_dir = finished_run(qa, tiny_data, tmp_path / "runs", "--epochs", "1")  # bow's own lr, 0.05
+    config = (run_dir / "config.json").read_bytes()
+    refused = qa("run", "--resume", str(run_dir), "--epochs", "2", "--lr", "0.2", "--no-progress")
+    assert refused.code == 2
+    assert refused.err.strip() == (
+        "error: --lr 0.2: the run being resumed has lr=0.05 (its config.json), which --resume keeps (only --epochs, --progress "
+        f"and tracker options may change); to train with --lr 0.2, start a new run from its options: qa run --from {run_dir} --lr 0.2"
+    )
+    for option, value, stored in (("--batch-size", "8", "batch_size=32"), ("--tag", "x", "tags=[]"), ("--patience", "3", "patience=0")):
+        other = qa("run", "--resume", str(run_dir), "--epochs", "2", option, value, "--no-progress")
+        assert other.code == 2 and other.err.startswith(f"error: {option} {value}: the run being resumed has {stored} "), other.err
+        assert len(other.err.strip().splitlines()) == 1, other.err
+    assert (run_dir / "config.json").read_bytes() == config
+    assert [line["epoch"] for line in lines(run_dir / "metrics.jsonl")] == [1]
+    same = qa("run", "--resume", str(run_dir), "--epochs", "2", "--lr", "0.05", "--batch-size", "32", "--no-progress")
+    assert same.code == 0, same.err
+    assert [line["epoch"] for line in lines(run_dir / "metrics.jsonl")] == [1, 2]
+    assert json.loads((run_dir / "config.json").read_text())["lr"] is None  # still as it started: the plugin's own lr
+
+
 def test_a_resume_from_another_working_directory_reads_the_same_data(qa, tiny_data, tmp_path):
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     shutil.copytree(tiny_data, home / "data")
