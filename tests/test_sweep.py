@@ -19,6 +19,8 @@ from qa_core.sweep.spec import load_sweep
 from qa_core.sweep.trial import thread_env, threads_per_trial, write_run_toml
 
 QA = [sys.executable, "-m", "qa_core.cli"]
+#: Epochs of each trial in the interrupted sweep (held at epoch 3 until the Ctrl-C).
+EPOCHS = 5
 
 
 def sweep_file(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
@@ -27,7 +29,7 @@ def sweep_file(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:
     return path
 
 
-def grid(tmp_path: Path, data: Path, epochs: int = 2, lrs: str = "[0.01, 0.1]", seeds: str = "[0, 1]") -> Path:
+def grid(tmp_path: Path, data: Path, epochs: int = 2, lrs: str = "[0.01, 0.1]", seeds: str = "[0, 1]", base: str = "") -> Path:
     return sweep_file(
         tmp_path,
         f"""
@@ -37,6 +39,7 @@ def grid(tmp_path: Path, data: Path, epochs: int = 2, lrs: str = "[0.01, 0.1]", 
         [base]
         data_dir = "{data}"
         epochs = {epochs}
+        {base}
         [axes]
         plugin = ["bow"]
         "params.lr" = {lrs}
@@ -205,30 +208,43 @@ def test_a_failing_trial_is_marked_with_its_reason_and_the_sweep_goes_on(tmp_pat
     assert "0 to run" in again.out and again.code == 1
 
 
-def test_interrupted_sweep_resumes_each_trial_and_runs_only_what_is_missing(tmp_path, tiny_data):
-    # 400 tiny epochs (~10 s a trial): with 100 a trial could finish (~2.5 s) before both
-    # running trials had three epochs on disk, and the Ctrl-C found nothing to interrupt.
-    path = grid(tmp_path, tiny_data, epochs=400, lrs="[0.01]", seeds="[0, 1, 2]")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([*QA, "sweep", str(path), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+def test_interrupted_sweep_resumes_each_trial_and_runs_only_what_is_missing(tmp_path, tiny_data, plugin_site):
+    """Ctrl-C while two trials run and a third waits: each running trial saves its last epoch and a
+    rerun resumes it (not restarts it) and runs only what is missing.
+
+    The running trials are held at the end of epoch 3 by a gate callback (its checkpoint written)
+    until the signal reaches them, so the Ctrl-C lands in a known state rather than racing the
+    trials' clock (a timed poll, passing alone, twice sent it in full-suite runs only after every
+    trial had finished; which part of the suite slowed what was never pinned down)."""
+    plugin_site.add("qa-gatecallback", "0.1", "gate_callback", module="gatecallback")
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    path = grid(tmp_path, tiny_data, epochs=EPOCHS, lrs="[0.01]", seeds="[0, 1, 2]", base='callbacks = ["gatecallback"]')
+    # Nothing from the suite's own environment (a QA_* setting of an earlier test) reaches the trials.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("QA_")}
+    env.update({**plugin_site.env, "PYTHONUNBUFFERED": "1", "GATE_DIR": str(gate), "GATE_EPOCH": "3"})
     trials_dir = tmp_path / "sweeps" / "grid" / "trials"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # both running trials have finished a few epochs
-        # Any depth below the trials (a suite-wide setting may nest run directories deeper).
-        lines = [len(p.read_text().splitlines()) for p in trials_dir.rglob("metrics.jsonl")]
-        if len(lines) >= 2 and sorted(lines)[-2] >= 3:
-            break
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    proc = subprocess.Popen([*QA, "sweep", str(path), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 300  # a guard against a hang, not a timing assumption
+        while len(list(gate.glob("waiting-*"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        held = sorted(len(p.read_text().splitlines()) for p in trials_dir.glob("*/*/metrics.jsonl"))
+        assert len(list(gate.glob("waiting-*"))) == 2 and held == [3, 3], (held, proc.poll(), list(gate.iterdir()))
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            (gate / "open").touch()  # let held trials (their own sessions) end before the driver goes
+            proc.kill()
     assert proc.returncode == 130, out + err
     assert "run the same command again" in err
-    statuses = [t["status"] for t in manifest(tmp_path)["trials"]]
-    assert statuses.count("interrupted") == 2 and statuses.count("pending") == 1, statuses
+    assert [t["status"] for t in manifest(tmp_path)["trials"]] == ["interrupted", "interrupted", "pending"]
     interrupted = [t for t in manifest(tmp_path)["trials"] if t["status"] == "interrupted"]
     for trial in interrupted:
         assert json.loads((Path(trial["run_dir"]) / "summary.json").read_text())["status"] == "interrupted"
 
+    (gate / "open").touch()
     result = subprocess.run([*QA, "sweep", str(path), "--workers", "2"], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     trials = manifest(tmp_path)["trials"]
@@ -237,8 +253,9 @@ def test_interrupted_sweep_resumes_each_trial_and_runs_only_what_is_missing(tmp_
         after = next(t for t in trials if t["id"] == before["id"])
         assert after["run_dir"] == before["run_dir"] and after["attempts"] == 2  # resumed, not restarted
         config = json.loads((Path(after["run_dir"]) / "config.json").read_text())
-        assert config["resumed_after_epoch"] >= 3
+        assert config["resumed_after_epoch"] == 3
         epochs = [json.loads(line)["epoch"] for line in (Path(after["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
-        assert epochs == list(range(1, 401))
+        assert epochs == list(range(1, EPOCHS + 1))
         assert "qa run --resume" in (trials_dir / after["id"] / "log.txt").read_text()
+    assert next(t for t in trials if t["id"] == "t002")["attempts"] == 1  # the pending trial ran once, after
     assert sum(1 for _ in trials_dir.glob("*/*/config.json")) == 3  # no trial ran twice
