@@ -30,7 +30,8 @@ def cli_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             if show:
                 raise
             prefix = "" if isinstance(exc, RunInterrupted) else "error: "
-            for number, line in enumerate(str(exc).splitlines() or [""]):
+            lines = str(exc).splitlines() or ([] if isinstance(exc, RunInterrupted) else [""])  # [] from a rank > 0
+            for number, line in enumerate(lines):
                 print((prefix if number == 0 else "  ") + line, file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:

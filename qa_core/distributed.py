@@ -18,7 +18,10 @@ What the core does with it:
 * only rank 0 (:attr:`Rank.is_main`) writes the run directory, checkpoints included, prints and
   calls trackers. A rank > 0 keeps the little bookkeeping a run needs (its config and metrics
   lines, no checkpoints) in a private temporary folder (:func:`rank_scratch`), deleted when it
-  ends; one a killed rank could not delete is deleted by the next rank started on the machine.
+  ends; one a killed rank could not delete is deleted by the next rank started on the machine;
+* a stop asked for by a signal is agreed on (:func:`agreed_stop`): at every safe point each rank
+  votes, so all ranks stop at the *same* point even when the signal reached them at different
+  moments (or reached only one), and none leaves a collective its peers are still waiting in.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -116,6 +120,28 @@ def shard_sizes(n: int, batch_size: int, rank: Rank) -> list[int]:
     if tail >= rank.world_size:
         steps.append(len(np.array_split(np.empty(tail), rank.world_size)[rank.rank]))
     return steps
+
+
+#: The signals a rank stops for, the first winning when ranks got different ones (SIGTERM is a
+#: scheduler's "going away", which outranks a Ctrl-C).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def agreed_stop(signum: int | None, all_reduce: Callable[[np.ndarray], np.ndarray]) -> int | None:
+    """The signal to stop for, the same on every rank: ``signum`` is this rank's own (None: none
+    came), ``all_reduce`` sums a vector over the ranks (the plugin's ``qa_all_reduce``).
+
+    Why a vote: torchrun passes a Ctrl-C to the ranks one after the other, and a rank blocked in a
+    long native call (a backward pass waiting on its peers' gradients) runs its handler late. A
+    rank that stopped on its own flag would leave while a peer, one step further, waits in that
+    step's collective for it; the peer then fails with a broken collective instead of stopping.
+    Voting at each safe point makes a signal to any rank a stop for all, at the same step. Every
+    rank must call this at the same safe points (the loop's are the same on every rank)."""
+    votes = np.zeros(len(STOP_SIGNALS), dtype=np.float64)
+    if signum is not None:  # a signal not listed votes as the strongest, so it is never lost
+        votes[STOP_SIGNALS.index(signum) if signum in STOP_SIGNALS else 0] = 1.0
+    totals = np.asarray(all_reduce(votes), dtype=np.float64)
+    return next((int(sig) for sig, total in zip(STOP_SIGNALS, totals) if total > 0), None)
 
 
 #: ``qa-rank<N>-pid<PID>-<random>``: a rank's scratch folder names the process that owns it.

@@ -79,8 +79,8 @@ def interruption(run: "Run", exc: BaseException) -> RunInterrupted:
     """The message names what is on disk, not the loop counter: the newest consistent unit."""
     signum = getattr(exc, "signum", signal.SIGINT)
     where = f"during epoch {run.in_epoch}" if run.in_epoch is not None else f"after epoch {run.epochs_run}"
-    if not run.rank.is_main:  # rank 0 names the run directory; the others only say they stopped
-        return RunInterrupted(f"rank {run.rank.rank}: interrupted ({signal.Signals(signum).name}) {where}", int(signum))
+    if not run.rank.is_main:  # rank 0 says it for the job (the ranks stopped together): no line here
+        return RunInterrupted("", int(signum))
     return RunInterrupted(f"interrupted ({signal.Signals(signum).name}) {where}; {_saved(run)}", int(signum))
 
 
@@ -96,10 +96,15 @@ def _saved(run: "Run") -> str:
 _PEER_GONE = ("closed by peer", "remote worker", "NCCL communicator was aborted", "Connection reset by peer")
 
 
+def peer_gone(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective that failed because another rank's process is gone."""
+    return any(s in str(exc) for s in _PEER_GONE)
+
+
 def rank_failure(run: "Run", exc: QAError) -> QAError:
     """A data-parallel rank's error in one line: which rank, why (a broken collective means
     another rank stopped), and on rank 0 what is saved and how to resume."""
-    why = "another rank stopped (the collective lost its peer)" if any(s in str(exc) for s in _PEER_GONE) else str(exc)
+    why = "another rank stopped (the collective lost its peer)" if peer_gone(exc) else str(exc)
     where = f" in epoch {run.in_epoch}" if run.in_epoch is not None else ""
     saved = f"; {_saved(run)}" if run.rank.is_main else ""
     error = QAError(f"rank {run.rank.rank}{where}: {why}{saved}")

@@ -9,9 +9,13 @@ Signals: torchrun runs in a session of its own, and every SIGINT/SIGTERM this pr
 passed on to it once (torchrun passes it on to each rank, which saves at its next safe point). A
 terminal's Ctrl-C reaches only this process that way: were torchrun in the terminal's process
 group, every rank would get the signal twice (the terminal's and torchrun's), and a second signal
-forces a rank out without waiting for its safe point. Should this process be killed outright,
-torchrun gets SIGTERM (Linux' parent-death signal) and stops the ranks the same way, instead of
-training on, orphaned.
+forces a rank out without waiting for its safe point. The ranks vote at every safe point
+(``distributed.agreed_stop``), so they stop at the same one however late each runs its handler;
+a signal that reaches one rank only (a ``kill -INT`` of its process) stops them all as well. The
+first rank out then exits with the interrupt's code (130 or 143) and torchrun, taking that for a
+failure, sends the others SIGTERM as they leave: the job ends with that code and no error line. Should this process be killed outright, torchrun
+gets SIGTERM (Linux' parent-death signal) and stops the ranks the same way, instead of training
+on, orphaned.
 """
 
 from __future__ import annotations
@@ -30,17 +34,26 @@ from .errors import ConfigError
 
 #: Run in the child interpreter: torchrun, with a rank's failure said in one line.
 LAUNCHER = """
+import logging
+import re
 import signal
 import sys
 from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import main
+# torchrun logs a rank that exits with an interrupt's code (130, 143) as "failed": it was not.
+interrupted = re.compile(r"failed \\(exitcode: (130|143)\\)")
+logging.getLogger("torch.distributed.elastic.multiprocessing.api").addFilter(lambda record: not interrupted.match(record.getMessage()))
 try:
     main(sys.argv[1:])
 except SignalException as exc:  # Ctrl-C / SIGTERM: torchrun passed it on; the ranks said what is saved
     sys.exit(128 + int(exc.sigval))
 except ChildFailedError as exc:
     rank, failure = exc.get_first_failure()
+    if failure.exitcode in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        # A signal that reached a rank, not torchrun: the ranks agreed to stop and said so; what
+        # torchrun's SIGTERM did to the others as they were leaving is no failure either.
+        sys.exit(failure.exitcode)
     code = failure.exitcode if isinstance(failure.exitcode, int) and failure.exitcode > 0 else 1
     how = f"was killed by {signal.Signals(-failure.exitcode).name}" if failure.exitcode < 0 else f"stopped with exit code {failure.exitcode}"
     print(f"error: rank {rank} {how}; torchrun stopped the other ranks "

@@ -11,10 +11,12 @@ honoured at safe points only: after a batch, after validation, after the observe
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -36,17 +38,33 @@ BAR_REFRESH_SECONDS = 0.5
 def fit(run: "Run", model: Any) -> None:
     """Train from ``run.first_epoch`` to ``--epochs``, or until an observer asks to stop."""
     run.model = model
-    run.stop_flag.check()
-    for epoch in range(run.first_epoch, run.config.epochs + 1):
-        run.in_epoch = epoch
-        logs = run_epoch(run, model, epoch)
-        run_observers(run.observers, run, logs)
-        run.in_epoch, run.epochs_run = None, epoch
-        if logs.stop is not None:
-            run.stopped = logs.stop.to_json(epoch)
-            console.say(f"{logs.stop.by}: {logs.stop.reason}" if logs.stop.by == "early stopping" else f"stopped by callback '{logs.stop.by}': {logs.stop.reason}")
-            break
-        run.stop_flag.check()  # a signal during the bookkeeping: the epoch is complete on disk
+    with ranks_agree_on_stopping(run, model):
+        run.stop_flag.check()
+        for epoch in range(run.first_epoch, run.config.epochs + 1):
+            run.in_epoch = epoch
+            logs = run_epoch(run, model, epoch)
+            run_observers(run.observers, run, logs)
+            run.in_epoch, run.epochs_run = None, epoch
+            if logs.stop is not None:
+                run.stopped = logs.stop.to_json(epoch)
+                console.say(f"{logs.stop.by}: {logs.stop.reason}" if logs.stop.by == "early stopping" else f"stopped by callback '{logs.stop.by}': {logs.stop.reason}")
+                break
+            run.stop_flag.check()  # a signal during the bookkeeping: the epoch is complete on disk
+
+
+@contextlib.contextmanager
+def ranks_agree_on_stopping(run: "Run", model: Any) -> Iterator[None]:
+    """Data-parallel epochs: every safe point is a vote (one tiny ``qa_all_reduce``), so a
+    signal stops all ranks at the same point. Only for the epochs, whose safe points every rank
+    passes alike; rank 0's test scoring afterwards has no peers to ask."""
+    if not run.rank.distributed:
+        yield
+        return
+    run.stop_flag.agree = functools.partial(distributed.agreed_stop, all_reduce=functools.partial(run.model_plugin.all_reduce, model))
+    try:
+        yield
+    finally:
+        run.stop_flag.agree = None
 
 
 def run_epoch(run: "Run", model: Any, epoch: int) -> EpochLogs:

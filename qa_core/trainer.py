@@ -19,14 +19,19 @@ from typing import Any
 
 from . import console
 from .errors import QAError, RunInterrupted
-from .finish import close, finish, interruption, rank_failure
+from .finish import close, finish, interruption, peer_gone, rank_failure
 from .inputs import Data, category_order, default_dataset, load_data, resolve_max_len, resolve_model_params  # noqa: F401
 from .loop import BAR_REFRESH_SECONDS, check_probabilities, fit, train_one_epoch  # noqa: F401
 from .plugins import PluginManager, load_plugins
 from .resume import ResumePoint, config_from_run, read_resume_point  # noqa: F401
 from .run import NothingToDo, Run, new_run_id, prepare, seed_everything, start_model  # noqa: F401
-from .signals import Interrupt, StopFlag, deferred_signals
+from .signals import Interrupt, StopFlag, await_signal, deferred_signals
 from .types import RunContext
+
+
+#: How long a rank whose collective lost its peer waits for its own signal before calling it a
+#: failure: torchrun's SIGINT to each rank, or its SIGTERM after a rank died, comes within this.
+PEER_SIGNAL_GRACE_SECONDS = 3.0
 
 
 @dataclass
@@ -61,7 +66,11 @@ def train(config: Any, pm: PluginManager | None = None, resume: Path | None = No
         except QAError as exc:
             if not run.rank.distributed or isinstance(exc, RunInterrupted):
                 raise
-            raise rank_failure(run, exc) from None
+            # A peer that left: for an interrupt (torchrun signals the ranks one after the other;
+            # this one's signal may be on its way) or because torchrun stops the job (SIGTERM).
+            if not peer_gone(exc) or await_signal(flag, PEER_SIGNAL_GRACE_SECONDS) is None:
+                raise rank_failure(run, exc) from None
+            status, interrupted = "interrupted", interruption(run, Interrupt(flag.signum))
         finally:
             close(run, status)
     if interrupted is not None:

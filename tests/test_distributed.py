@@ -1,12 +1,17 @@
-"""qa_core.distributed: the launcher's environment and each rank's shard of the epoch."""
+"""qa_core.distributed: the launcher's environment, each rank's shard of the epoch, and how the
+ranks agree to stop on a signal."""
 
 from __future__ import annotations
+
+import os
+import signal
 
 import numpy as np
 import pytest
 
-from qa_core.distributed import SINGLE, Rank, from_env, per_rank_batch, rank_scratch, shard, shard_sizes
+from qa_core.distributed import SINGLE, Rank, agreed_stop, from_env, per_rank_batch, rank_scratch, shard, shard_sizes
 from qa_core.errors import ConfigError
+from qa_core.signals import Interrupt, StopFlag, deferred_signals
 
 
 def test_rank_from_the_launchers_environment():
@@ -78,3 +83,34 @@ def test_a_rank_scratch_folder_sweeps_those_of_dead_ranks_only(tmp_path, monkeyp
     mine = rank_scratch(Rank(1, 2))
     assert mine.parent == tmp_path and mine.name.startswith(f"qa-rank1-pid{os.getpid()}-") and mine.is_dir()
     assert not dead.exists() and alive.is_dir() and other.is_dir()
+
+
+def _vote(own: list[int | None]) -> list[int | None]:
+    """Every rank's :func:`agreed_stop` for the ranks' own signals ``own``: the sum over the ranks
+    of each one's votes, as ``all_reduce`` gives it (two passes: collect the votes, then decide)."""
+    votes: list[np.ndarray] = []
+    for signum in own:
+        agreed_stop(signum, lambda v: votes.append(v.copy()) or v)
+    total = np.sum(votes, axis=0)
+    return [agreed_stop(signum, lambda v: total) for signum in own]
+
+
+def test_a_signal_to_any_rank_stops_every_rank_and_sigterm_outranks_sigint():
+    assert _vote([None, None, None]) == [None, None, None]
+    assert _vote([None, signal.SIGINT, None]) == [signal.SIGINT] * 3  # rank 1 alone got it
+    assert _vote([signal.SIGINT, None, signal.SIGTERM]) == [signal.SIGTERM] * 3
+
+
+def test_sigterm_after_the_first_signal_is_the_same_request_and_a_second_sigint_forces():
+    """torchrun sends SIGTERM to the ranks still running when one has left: a rank already
+    stopping for a Ctrl-C must not be forced out of its clean-up by it; a second Ctrl-C does."""
+    flag = StopFlag()
+    with deferred_signals(flag):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)  # handled at the next bytecode: nothing raised
+        assert flag.signum == signal.SIGINT
+        with pytest.raises(Interrupt) as forced:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+    assert forced.value.forced and forced.value.signum == signal.SIGINT

@@ -1,5 +1,5 @@
 """Data-parallel training under torchrun: the process group, the DDP replica, the one collective
-the core asks for (``qa_all_reduce``).
+the core asks for (``qa_all_reduce``: the epoch means and, after every step, the stop vote).
 
 The core gives every rank its shard of each global batch (qa_core/distributed.py); here each
 rank's per-rank mean loss is back-propagated through ``DistributedDataParallel``, which averages
@@ -20,6 +20,10 @@ import torch.distributed as dist
 from torch import nn
 
 
+#: A gloo group beside nccl's for :func:`all_reduce` (None: the default group is gloo already).
+_host_group: Any = None
+
+
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "") or 1)
 
@@ -33,8 +37,12 @@ def setup(device: torch.device) -> torch.device:
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "") or 0))
         torch.cuda.set_device(device)
+    global _host_group
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # The core's collectives (a stop vote after every step, the epoch means) carry a few
+        # numbers from the host: over nccl each would wait for the GPU's queued work.
+        _host_group = dist.new_group(backend="gloo") if device.type == "cuda" else None
         atexit.register(teardown)
     return device
 
@@ -56,8 +64,8 @@ def replicate(network: nn.Module, device: torch.device) -> nn.Module:
 
 
 def all_reduce(values: Any, device: torch.device) -> np.ndarray:
-    """``values`` summed over the ranks (float64; on the GPU for nccl, which has no CPU tensors)."""
-    on = device if dist.get_backend() == "nccl" else torch.device("cpu")
-    tensor = torch.as_tensor(np.asarray(values, dtype=np.float64), device=on)
-    dist.all_reduce(tensor)
-    return tensor.cpu().numpy()
+    """``values`` summed over the ranks (float64), on the CPU through gloo: called after every
+    training step (the core's stop vote), it must not sync a GPU."""
+    tensor = torch.as_tensor(np.asarray(values, dtype=np.float64))
+    dist.all_reduce(tensor, group=_host_group)
+    return tensor.numpy()
