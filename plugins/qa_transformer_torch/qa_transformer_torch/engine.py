@@ -33,7 +33,7 @@ class TorchModel:
 
     spec: ModelSpec
     device: torch.device
-    network: nn.Module  # network.SentenceMemory or network.QATransformer (--param architecture)
+    network: nn.Module  # network.EntityHops or network.QATransformer (--param architecture)
     optimizer: torch.optim.Optimizer
     loss_fn: nn.BCEWithLogitsLoss
     grad_clip: float

@@ -1,6 +1,8 @@
-"""The networks. ``architecture=memory`` (:class:`SentenceMemory`, the default): each sentence
-encoded on its own, then question-conditioned hops across clauses, trained with
-:func:`support_loss` where the data names supporting sentences (its docstring).
+"""The networks. ``architecture=memory`` (:class:`EntityHops`, the default): the story cut into
+sentences, a chain of hops that follows the asked entity from word to word (object -> holder or
+container -> holder -> place) with a Transformer encoder reading each sentence, trained with
+:func:`support_loss` where the data names supporting sentences (its docstring); the torch
+sibling of the LSTM plugin's memory network.
 ``architecture=plain`` (:class:`QATransformer`): token embedding + positions (+ question-match
 and convolutional position features) -> ``nn.TransformerEncoder`` with a padding mask ->
 pooling -> one logit.
@@ -51,24 +53,17 @@ def sentence_end_ids(spec: ModelSpec) -> tuple[int, ...]:
     return tuple(spec.vocab.index(end) for end in SENTENCE_ENDS if end in spec.vocab)
 
 
-#: The words that join a sentence's events into clauses ("X went to A, took B and ran to C").
-CLAUSE_JOINS = (",", "and")
-
-
-def clause_join_ids(spec: ModelSpec) -> tuple[int, ...]:
-    return tuple(spec.vocab.index(word) for word in CLAUSE_JOINS if word in spec.vocab)
-
-
 def support_loss(reads: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
-    """Attention supervision (strongly supervised memory networks), order-free.
+    """Attention supervision (strongly supervised memory networks), order-free: a record's
+    support is a set, the hops' order along the chain is the model's.
 
     ``reads``: [b, hops, S] each hop's weight on each sentence (sums <= 1); ``support``: [b, k]
-    supporting sentence indices, -1 padded. Support is a set and the hops' order along the chain
-    is not given, so two terms: every hop's mass should fall on support sentences
-    (``-log sum_{s in support} w_k[s]``), and every support sentence should be read by some hop
-    (``-log(1 - prod_k (1 - w_k[s]))``). Rows without support add 0 and still count in the mean
-    over the batch's rows, as in the answer's loss: so 2 x 16 accumulated rows give the gradient
-    of 32 whatever support the cut dropped. A scalar.
+    supporting sentence indices, -1 padded. Two terms, as the LSTM plugin's ``SupportLoss``:
+    every support sentence is read by some hop (``-log(1 - prod_k (1 - w_k[s]))``), and no hop
+    reads outside the support (``-log(1 - sum_{s not in support} w_k[s])``: a hop may read
+    nothing, once the chain has reached a place). Rows without support add 0 and still count in
+    the mean over the batch's rows, as in the answer's loss: so 2 x 16 accumulated rows give the
+    gradient of 32 whatever support the cut dropped. A scalar.
     """
     b, _, s = reads.shape
     index = support.long()
@@ -78,11 +73,12 @@ def support_loss(reads: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
     mask = mask[:, :s]
     has = mask.sum(1) > 0
     eps = 1e-6
-    on_support = -torch.log((reads * mask.unsqueeze(1)).sum(-1).clamp(min=eps, max=1.0)).mean(1)  # [b]
+    outside = (reads * (1.0 - mask).unsqueeze(1)).sum(-1)  # [b, hops]
+    within = -torch.log((1.0 - outside).clamp(min=eps)).mean(1)  # [b]
     missed = torch.log1p(-reads.clamp(max=1.0 - eps)).sum(1)  # [b, S]: log prod_k (1 - w_k)
     found = -torch.log((-torch.expm1(missed)).clamp(min=eps))
     covered = (found * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-    per_row = (on_support + covered) * has
+    per_row = (within + covered) * has
     return per_row.sum() / b
 
 
@@ -214,34 +210,85 @@ class QATransformer(nn.Module):
         return ids.masked_fill(padding, 0)
 
 
-class SentenceMemory(nn.Module):
-    """``architecture=memory``: a sentence-level reader that follows a chain of hops.
+def last_write_wins(gates: torch.Tensor) -> torch.Tensor:
+    """``[b, T]`` write strengths in story order -> each position's read weight
+    ``g_t * prod_{t' > t} (1 - g_t')``: the chance it writes and nothing later does (a reverse
+    exclusive cumulative sum in log space, all positions at once)."""
+    keep = torch.log1p(-gates.clamp(max=1.0 - 1e-6))
+    later = keep.flip(1).cumsum(1).flip(1) - keep  # sum over t' > t
+    return gates * later.exp()
 
-    1. **Sentences.** The row ``story SEP question`` is cut at sentence ends into a [b, S, L]
-       grid (one scatter, no Python loop per example); a small shared Transformer encoder reads
-       every sentence on its own, with within-sentence positions and the question-match
-       feature, so a token's state says who did what to it in its own sentence.
-    2. **Clauses.** A sentence holds several events ("Mary went to the hall, took the cup and
-       Fred ran to the park"): the token states move to a [b, C, L'] grid of clauses (cut at
-       ",", "and" and sentence ends), in story order, so "most recent" is exact between
-       events. Each clause gets one more slot, its **subject**: the first word of the latest
-       clause of its sentence that names one (a learned per-word "names a subject" gate and a
-       last-write-wins scan inside the sentence), so "... and took the cup" knows it is Mary.
-    3. **Hops.** Each hop asks one question of every clause at once: per head, attention over
-       the clause's slots plus a learned *null* slot, times a gate on the clause's kind of event;
-       ``(1 - p(null)) * gate`` is how much the clause answers the query. A last-write-wins scan
-       keeps the **most recent** answering clause (``g_c * prod_{c' > c} (1 - g_c')``, a reverse
-       cumulative sum in log space), or, by a learned per-head switch, the most recent one
-       **before the previous hop's** (where a dropped thing lies: where its dropper was then).
-       The words a hop read become an exact-match **pointer** for the next: each token scores
-       how much the previous read pointed at the same word, so hop 2 finds the holder hop 1
-       named without learning to compare names. The read updates the query (residual + norm).
-    4. **Answer.** An MLP over the final query, the question vector and, per hop, how much the
-       read pointed at each of the question's last words (did the chain end at the asked place).
 
-    Cost is linear in the story (one pass of a short encoder over sentences, ``hops`` reads
-    over clauses, a [C, C] scan per hop), where the plain encoder's attention is quadratic in
-    the row.
+class SentenceCut(NamedTuple):
+    """:func:`cut_sentences`' view of a batch."""
+
+    grid: torch.Tensor  # long [b, S, L]: sentence s of a row is its s-th, counted from the row's start
+    question: torch.Tensor  # long [b, Q]
+    question_words: torch.Tensor  # long [b, MATCH_WORDS]: the row's last words, the last first
+    question_real: torch.Tensor  # float [b, MATCH_WORDS]: 1 where that word is in the question
+
+
+def cut_sentences(tokens: torch.Tensor, lengths: torch.Tensor, sep_id: int, end_ids: torch.Tensor, pad_id: int) -> SentenceCut:
+    """Right-padded ``story SEP question`` rows -> the story cut at sentence ends into a
+    ``[b, S, L]`` grid and the question ``[b, Q]``: one scatter each, no Python per example.
+
+    Sentences are counted by sentence ends from the row's first token, as ``Batch.support``
+    counts them; ``S``, ``L`` and ``Q`` are the batch's own, so short stories cost what they hold.
+    """
+    b, t = tokens.shape
+    steps = torch.arange(t, device=tokens.device)
+    real = steps < lengths.unsqueeze(1)
+    sep_at = torch.where((tokens == sep_id) & real, steps, -1).amax(1, keepdim=True)
+    story, in_question = real & (steps < sep_at), real & (steps > sep_at)
+    ends = torch.isin(tokens, end_ids)
+    after = torch.zeros_like(ends)
+    after[:, 1:] = ends[:, :-1]
+    sentence = after.long().cumsum(1)
+    within = steps - torch.where(after | (steps == 0), steps, 0).cummax(1).values
+    rows = torch.arange(b, device=tokens.device).unsqueeze(1).expand(b, t)
+    shape = (b, int(sentence.masked_fill(~story, 0).amax()) + 1, int(within.masked_fill(~story, 0).amax()) + 1)
+    grid = tokens.new_full(shape, pad_id)
+    grid[rows[story], sentence[story], within[story]] = tokens[story]
+    at = (steps - sep_at - 1).clamp(min=0)
+    question = tokens.new_full((b, max(int(at.masked_fill(~in_question, 0).amax()) + 1, 1)), pad_id)
+    question[rows[in_question], at[in_question]] = tokens[in_question]
+    back = (lengths.unsqueeze(1) - 1 - torch.arange(MATCH_WORDS, device=tokens.device)).clamp(min=0)
+    return SentenceCut(grid, question, tokens.gather(1, back), (back > sep_at).float())
+
+
+class EntityHops(nn.Module):
+    """``architecture=memory``: a chain of hops that follows the asked entity up its containment
+    chain (object -> container or holder -> holder -> place), one link per hop, as a soft
+    pointer over the story's words. The torch sibling of the LSTM plugin's ``EntityHops``, with
+    a Transformer encoder where that one has a BiLSTM.
+
+    * **The asked entity and place.** A small encoder reads the question; two attentions over
+      its words (their states and their position from the end) pick the asked entity ("teapot"
+      in "Is the teapot in the library ?") and the asked place. Every story word then gets two
+      exact-match scores: how much it *is* the asked entity, and the asked place (word
+      identity, compared by id: nothing to learn about names).
+    * **A hop.** The sentence encoder reads each sentence on its own (within-sentence
+      positions), its input the word embeddings plus the current entity and place scores of
+      every word and of its sentence (their maximum over the sentence), so at "library" in
+      "Irene walked to the school and ran to the library" it can tell that the marked entity
+      went there. The sentence-level scores are what let the encoder start: without them its
+      attention must first learn to look for a marked word, and on one seed of three the
+      hops stayed at chance for five epochs (measured; README.md). A gate says how much each word is the entity's *new
+      parent* event, and :func:`last_write_wins` over the words in story order keeps the most
+      recent one (later clauses override earlier ones within a sentence as later sentences
+      do). From that word a pointer over its sentence picks the parent word; the words equal to
+      it (by id) become the next hop's entity.
+    * **Features.** Per hop, a summary of what it found, the weight it chose (0 once the chain
+      has reached a place, which has no parent), how much of the parent it points at is the
+      asked place, and how much of it is each of the question's last words (by id): the answer
+      MLP reads "the last hop that found something found the asked place".
+
+    The encoder, gate and pointer are shared by every hop (each asks the same question: "where
+    did the marked entity go?"). ``forward(..., with_reads=True)`` also returns each hop's
+    choice summed per sentence, what :func:`support_loss` supervises. The gate bias starts at
+    -4: every word writes a little (~2%), so the first reads reach the whole story instead of
+    the last few words. The pointer arithmetic runs in float32 under any autocast: the
+    last-write-wins products over ~100 words would lose the early ones in bfloat16.
     """
 
     def __init__(
@@ -255,274 +302,124 @@ class SentenceMemory(nn.Module):
         ff_dim: int,
         dropout: float,
         hops: int,
-        question_match: bool = True,
         pad_id: int = 0,
-        clause_ids: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
-        self.sep_id, self.pad_id, self.vocab_size = sep_id, pad_id, vocab_size
-        # Sentence and clause ends as buffers (they move with the module; not in the state_dict).
+        self.sep_id, self.pad_id, self.vocab_size, self.hops = sep_id, pad_id, vocab_size, hops
+        # Sentence ends as a buffer (it moves with the module; not in the state_dict).
         self.register_buffer("end_ids", torch.tensor(end_ids or (-1,), dtype=torch.long), persistent=False)
-        self.register_buffer("clause_ids", torch.tensor((*end_ids, *clause_ids) or (-1,), dtype=torch.long), persistent=False)
-        self.heads, self.hops = heads, hops
         self.scale = math.sqrt(d_model)
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         self.word_position = nn.Embedding(SENTENCE_POSITIONS, d_model)
-        self.match = nn.Embedding(MATCH_WORDS + 2, d_model) if question_match else None
+        self.mark = nn.Linear(4, d_model)  # (entity score, asked-place score) -> the reader's input
         self.dropout = nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(
-            d_model, heads, ff_dim, dropout, activation="gelu", batch_first=True, norm_first=True, bias=False
-        )
-        self.encoder = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
-        self.subject = nn.Embedding(vocab_size, 1)  # logit: "a clause starting with this word names its subject"
-        self.subject_slot = nn.Parameter(torch.zeros(d_model))  # marks the subject slot
-        self.start = nn.Linear(d_model, d_model)  # question vector -> first query
-        self.query = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
-        self.keys = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
-        self.values = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
-        self.kind_query = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
-        self.kind_key = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
-        self.read_query = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
-        self.read_keys = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(hops))
-        self.kind_bias = nn.Parameter(torch.full((hops, 1, 1), 2.0))  # gates start open
-        self.null = nn.Parameter(torch.zeros(hops, 1, 1))  # the "this clause says nothing" logit
-        self.follow = nn.Parameter(torch.full((hops, 1, 1, 1), 4.0))  # weight of the pointer match
-        # From hop 2 on: the latest answering clause, or the latest before the previous hop's read
-        # (hop 1 has no previous read; a weight without a gradient would stall DDP).
-        self.when = nn.ModuleList(nn.Linear(d_model, 1) for _ in range(hops - 1))
-        # Hop 1's pointer: a learned mix of the question's last words (which one names the thing asked about).
-        self.asked = nn.Parameter(torch.zeros(MATCH_WORDS))
-        self.update = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(hops))
-        self.head = nn.Sequential(
-            nn.Linear(2 * d_model + hops * MATCH_WORDS, d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_model, 1)
-        )
+
+        def encoder(depth: int) -> nn.TransformerEncoder:
+            layer = nn.TransformerEncoderLayer(
+                d_model, heads, ff_dim, dropout, activation="gelu", batch_first=True, norm_first=True, bias=False
+            )
+            return nn.TransformerEncoder(layer, depth, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
+
+        self.question_reader = encoder(1)
+        self.reader = encoder(layers)
+        self.entity_pick = nn.Linear(d_model + MATCH_WORDS, 1)
+        self.place_pick = nn.Linear(d_model + MATCH_WORDS, 1)
+        width = d_model + 4  # a word's state beside its four scores
+        self.gate = nn.Sequential(nn.Linear(width, d_model), nn.ReLU(), nn.Linear(d_model, 1))
+        self.point_from = nn.Linear(width, d_model)
+        self.point_to = nn.Linear(width, d_model)
+        self.summary = nn.Linear(width, 8)
+        self.head = nn.Sequential(nn.Linear(hops * (10 + MATCH_WORDS), 2 * d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * d_model, 1))
         nn.init.normal_(self.embed.weight, std=d_model**-0.5)
-        nn.init.zeros_(self.subject.weight)
-        for when in self.when:  # start with "the latest": "before the previous read" is the rarer case
-            nn.init.constant_(when.bias, 3.0)
+        nn.init.constant_(self.gate[-1].bias, -4.0)
         with torch.no_grad():
             self.embed.weight[pad_id].zero_()
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, with_reads: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """tokens: long [b, t], right-padded; lengths: [b] real tokens per row. Returns logits [b],
-        and with ``with_reads`` also each hop's weight on each sentence, [b, hops, S] (mean over
-        heads; what :func:`support_loss` supervises)."""
-        cut = self.segment(tokens, lengths)
-        b, s, width = cut.grid.shape
-        states = self.encode(cut.grid.view(b * s, width), cut.match.view(b * s, width)).view(b, s, width, -1)
-        q_states = self.encode(cut.question, cut.question_match)
-        q_real = (cut.question != self.pad_id).unsqueeze(-1).to(q_states.dtype)
-        q = (q_states * q_real).sum(1) / q_real.sum(1).clamp(min=1.0)
-        memory = self.clause_memory(cut, states)
-        u = self.start(q)
-        reads, hits, previous = [], [], None
-        pointer = self.question_pointer(cut, memory)
-        for hop in range(self.hops):
-            read, previous, bag = self.read(hop, u, memory, pointer, previous)
-            u = self.update[hop](u + read)
-            reads.append(previous)
-            pointer = self.pointer(bag, memory)
-            hits.append(bag.gather(1, cut.question_words) * cut.question_real)  # [b, MATCH_WORDS]
-        logits = self.head(torch.cat((u, q, *hits), dim=-1)).squeeze(-1)
-        if not with_reads:
-            return logits
-        per_clause = torch.stack(reads, 1)  # [b, hops, C]; support names sentences: sum per sentence
-        per_sentence = per_clause.new_zeros(b, self.hops, s)
-        per_sentence.scatter_add_(2, cut.clause_sentence.unsqueeze(1).expand(-1, self.hops, -1), per_clause)
-        return logits, per_sentence
+        and with ``with_reads`` also each hop's weight on each sentence, [b, hops, S]."""
+        cut = cut_sentences(tokens, lengths, self.sep_id, self.end_ids, self.pad_id)
+        grid = cut.grid
+        b, s, width = grid.shape
+        entity, at_place = self.asked(cut.question, grid.view(b, s * width))
+        steps = torch.arange(width, device=grid.device).clamp(max=SENTENCE_POSITIONS - 1)
+        vectors = self.embed(grid) * self.scale + self.word_position(steps)  # [b, S, L, d]
+        real = (grid != self.pad_id).float()
+        features, reads = [], []
+        for _ in range(self.hops):
+            # The asked place reaches the hops without its gradient: the support loss would
+            # otherwise bend the place pointer into a second entity pointer (measured in the LSTM).
+            marks = torch.stack((entity, at_place.detach()), -1).view(b, s, width, 2)
+            # ... and whether the word's sentence mentions them at all: a transformer's attention
+            # must first learn to look for a marked word; with this the gate can use it at once.
+            marks = torch.cat((marks, marks.amax(2, keepdim=True).expand_as(marks)), -1)
+            states = self.read_sentences(self.dropout(vectors + self.mark(marks.to(vectors.dtype))), grid)
+            view = torch.cat((states, marks.to(states.dtype)), -1)  # [b, S, L, d + 4]
+            gate, point, summary = self.gate(view), self.point(view, grid), self.summary(view)
+            with torch.autocast(grid.device.type, enabled=False):
+                mention = last_write_wins(torch.sigmoid(gate.float().squeeze(-1)).mul(real).view(b, -1)).view(b, s, width)
+                parent = torch.einsum("bsl,bslm->bsm", mention, point.float()).reshape(b, -1)
+                # The parent word's identity, spread to every mention of it: the next hop's
+                # entity; never the current entity again (a parent differs from its child).
+                words = grid.view(b, -1)
+                bag = parent.new_zeros(b, self.vocab_size).scatter_add_(1, words, parent)
+                found = torch.tanh(torch.einsum("bsl,bslk->bk", mention, summary.float()))
+                # How much of the parent is each of the question's last words: the answer's
+                # direct route to "the chain ended at the word before '?'", learnable before
+                # the place pointer is.
+                hits = bag.gather(1, cut.question_words) * cut.question_real
+                features += [found, mention.sum((1, 2)).unsqueeze(1), (parent * at_place).sum(1, keepdim=True), hits]
+                reads.append(mention.sum(-1))
+                entity = bag.gather(1, words) * (1.0 - entity) * real.view(b, -1)
+        logits = self.head(torch.cat(features, -1)).squeeze(-1)
+        return (logits, torch.stack(reads, 1)) if with_reads else logits
 
-    def encode(self, rows: torch.Tensor, match: torch.Tensor) -> torch.Tensor:
-        """The shared sentence encoder over [n, L] token rows (a row of padding stays harmless)."""
-        steps = torch.arange(rows.shape[1], device=rows.device).clamp(max=SENTENCE_POSITIONS - 1)
-        x = self.embed(rows) * self.scale + self.word_position(steps)
-        if self.match is not None:
-            x = x + self.match(match)
-        padding = rows == self.pad_id
-        padding[:, 0] = False  # an all-padding row would make attention NaN; its output is unused
-        return self.encoder(self.dropout(x), src_key_padding_mask=padding)
+    def asked(self, question: torch.Tensor, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """How much each story word ([b, T] ids) is the asked entity and the asked place: float32
+        [b, T] each, from two attentions over the question's words."""
+        padding = question == self.pad_id
+        x = self.embed(question) * self.scale + self.word_position(torch.arange(question.shape[1], device=question.device).clamp(max=SENTENCE_POSITIONS - 1))
+        states = self.question_reader(x, src_key_padding_mask=padding)
+        # Each word's position from the end, one-hot, beside its state: "the word before '?'" is
+        # one weight to learn, not a pattern for the encoder to find.
+        count = (~padding).sum(1, keepdim=True)
+        back = (count - 1 - torch.arange(question.shape[1], device=question.device)).clamp(0, MATCH_WORDS - 1)
+        view = torch.cat((states, nn.functional.one_hot(back, MATCH_WORDS).to(states.dtype)), -1)
+        same = (words.unsqueeze(2) == question.unsqueeze(1)).float()  # [b, T, Q]
+        with torch.autocast(question.device.type, enabled=False):
+            picks = [pick(view).float().squeeze(-1).masked_fill(padding, -1e9).softmax(-1) for pick in (self.entity_pick, self.place_pick)]
+            return tuple(torch.einsum("btq,bq->bt", same, pointer) for pointer in picks)  # type: ignore[return-value]
 
-    def clause_memory(self, cut: "Segments", states: torch.Tensor) -> "ClauseMemory":
-        """Token states moved into clause rows, plus each clause's subject slot."""
-        b, c, width = cut.clause_tokens.shape
-        rows, sentence, within, clause, within_clause = cut.where
-        slots = states.new_zeros(b, c, width, states.shape[-1])
-        slots[rows, clause, within_clause] = states[rows, sentence, within]
-        first_ids = cut.clause_tokens[:, :, 0]
-        names = torch.sigmoid(self.subject(first_ids).squeeze(-1)) * cut.clause_real  # [b, C]
-        # subject_of[b, c, c']: clause c's subject is clause c''s first word (c' <= c, same sentence).
-        keep = torch.log1p(-names.clamp(max=1.0 - 1e-6)).cumsum(1)  # [b, C]
-        same = (cut.clause_sentence.unsqueeze(2) == cut.clause_sentence.unsqueeze(1)) & torch.ones(c, c, dtype=torch.bool, device=slots.device).tril()
-        gap = torch.where(same, keep.unsqueeze(2) - keep.unsqueeze(1), float("-inf"))
-        subject_of = names.unsqueeze(1) * gap.exp()
-        subject = torch.einsum("bcx,bxd->bcd", subject_of, slots[:, :, 0]) + self.subject_slot
-        slots = torch.cat((slots, subject.unsqueeze(2)), dim=2)  # [b, C, L'+1, d]
-        hidden = torch.cat((cut.clause_tokens == self.pad_id, ~cut.clause_real.unsqueeze(-1)), dim=2)
-        own = (~hidden[:, :, :-1]).unsqueeze(-1).to(slots.dtype)
-        summary = (slots[:, :, :-1] * own).sum(2) / own.sum(2).clamp(min=1.0)  # [b, C, d]
-        return ClauseMemory(slots, hidden, cut.clause_real, summary, cut.clause_tokens, subject_of)
+    def read_sentences(self, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """The shared encoder over the real sentences only: ``[b, S, L, d]`` -> the same shape.
 
-    def read(self, hop: int, u: torch.Tensor, memory: "ClauseMemory", pointer: torch.Tensor | None, previous: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        """One hop: the read ([b, d]), each clause's weight in it ([b, C]), and the bag of words
-        it read ([b, vocab]).
-
-        Finding and reading are two attentions, as keys and values are in key-value memories:
-        a clause is *found* by what it shares with the query (hop 2 finds "Fred ran to the
-        park" by "Fred", which hop 1 read), and *read* for what it adds ("park").
+        A batch's grid has as many sentences per row as its longest story; in a batch that mixes
+        a 37-sentence story with 8-sentence ones most rows are padding, so they are gathered out
+        before the encoder and their (zero) states scattered back after it.
         """
-        slots = memory.slots
-        b, c, width, d = slots.shape
-        h, dh = self.heads, d // self.heads
-        find = (self.keys[hop](slots) * self.query[hop](u).view(b, 1, 1, d)).sum(-1) / math.sqrt(d)  # [b, C, L'+1]
-        if pointer is not None:
-            find = find + self.follow[hop] * pointer
-        find = find.masked_fill(memory.hidden, float("-inf"))
-        null = self.null[hop].expand(b, c, 1)
-        mentioned = 1.0 - torch.cat((find, null), dim=2).softmax(dim=2)[:, :, -1]  # [b, C]
-        kind = (self.kind_key[hop](memory.summary) * self.kind_query[hop](u).unsqueeze(1)).sum(-1) / math.sqrt(d)
-        answers = mentioned * torch.sigmoid(kind + self.kind_bias[hop]) * memory.real
-        recent = self.last_write_wins(answers)
-        if previous is not None:
-            latest = torch.sigmoid(self.when[hop - 1](u))  # [b, 1]: the latest, or the latest before the previous read
-            recent = latest * recent + (1 - latest) * self.latest_before(answers.unsqueeze(-1), previous).squeeze(-1)
-        keys = self.read_keys[hop](slots).view(b, c, width, h, dh)
-        look = (keys * self.read_query[hop](u).view(b, 1, 1, h, dh)).sum(-1) / math.sqrt(dh)
-        # -1e4, not -inf: a padding clause hides every slot, and its read is weighted 0 anyway.
-        look = look.masked_fill(memory.hidden.unsqueeze(-1), -1e4).softmax(dim=2)  # [b, C, L'+1, H]
-        token_weight = look * recent.view(b, c, 1, 1)
-        values = self.values[hop](slots).view(b, c, width, h, dh)
-        read = torch.einsum("bclh,bclhd->bhd", token_weight, values).reshape(b, d)
-        return read, recent, self.bag(token_weight.mean(-1), memory)
+        b, s, width, d = x.shape
+        flat, padding = x.view(b * s, width, d), (grid == self.pad_id).view(b * s, width)
+        keep = (~padding).any(1)
+        states = flat.new_zeros(flat.shape)
+        states[keep] = self.reader(flat[keep], src_key_padding_mask=padding[keep]).to(states.dtype)
+        return states.view(b, s, width, d)
 
-    def bag(self, mass: torch.Tensor, memory: "ClauseMemory") -> torch.Tensor:
-        """[b, C, L'+1] read mass per slot -> [b, vocab] mass per word (a subject slot's mass goes
-        to the first words of the clauses it stands for)."""
-        b = mass.shape[0]
-        to_first = torch.einsum("bc,bcx->bx", mass[:, :, -1], memory.subject_of)  # [b, C]
-        words = torch.cat((memory.tokens, memory.tokens[:, :, :1]), dim=2).reshape(b, -1)
-        spread = torch.cat((mass[:, :, :-1], to_first.unsqueeze(-1)), dim=2).reshape(b, -1)
-        return mass.new_zeros(b, self.vocab_size).scatter_add_(1, words, spread)
-
-    def question_pointer(self, cut: "Segments", memory: "ClauseMemory") -> torch.Tensor:
-        """Hop 1's pointer: the question's last words, weighted by a learned mix of positions."""
-        mix = self.asked.softmax(0) * cut.question_real  # [b, MATCH_WORDS]
-        bag = mix.new_zeros(mix.shape[0], self.vocab_size).scatter_add_(1, cut.question_words, mix)
-        return self.pointer(bag, memory)
-
-    def pointer(self, bag: torch.Tensor, memory: "ClauseMemory") -> torch.Tensor:
-        """[b, C, L'+1]: how much the previous read pointed at each slot's word."""
-        b, c, width = memory.tokens.shape
-        own = bag.gather(1, memory.tokens.reshape(b, -1)).view(b, c, width)
-        subject = torch.einsum("bcx,bx->bc", memory.subject_of, own[:, :, 0])
-        return torch.cat((own, subject.unsqueeze(-1)), dim=2)
-
-    @staticmethod
-    def last_write_wins(answers: torch.Tensor) -> torch.Tensor:
-        """[b, S, ...] answer strengths in story order -> the weight of each unit's read:
-        ``g_s * prod_{s' > s} (1 - g_s')``, the chance it answers and no later one does."""
-        keep = torch.log1p(-answers.clamp(max=1.0 - 1e-6))
-        later = keep.flip(1).cumsum(1).flip(1) - keep  # sum over s' > s
-        return answers * later.exp()
-
-    @staticmethod
-    def latest_before(answers: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-        """[b, C, H] answers, [b, C] the previous hop's clause weights -> the weight of clause
-        c as the most recent answering clause before the previous read:
-        ``sum_t prev_t g_c prod_{c < c' < t} (1 - g_c')``, for c < t."""
-        c = answers.shape[1]
-        keep = torch.log1p(-answers.clamp(max=1.0 - 1e-6))
-        upto = keep.cumsum(1)  # [b, C, H] inclusive
-        before_t = upto - keep  # sum over c' < t
-        gap = before_t.unsqueeze(1) - upto.unsqueeze(2)  # [b, c, t, H]: sum over c < c' < t
-        earlier = torch.ones(c, c, dtype=torch.bool, device=answers.device).triu(1).view(1, c, c, 1)
-        scan = torch.where(earlier, gap, float("-inf")).exp()
-        return answers * torch.einsum("bcth,bt->bch", scan, previous)
-
-    def segment(self, tokens: torch.Tensor, lengths: torch.Tensor) -> "Segments":
-        """Cut rows into a [b, S, L] sentence grid, a [b, C, L'] clause grid (clauses end at ",",
-        "and" and the sentence ends) and a [b, Q] question, with match ids and the scatter
-        indices between them."""
-        b, t = tokens.shape
-        steps = torch.arange(t, device=tokens.device)
-        real = steps < lengths.unsqueeze(1)
-        sep_at = torch.where((tokens == self.sep_id) & real, steps, -1).amax(1, keepdim=True)
-        story = real & (steps < sep_at)
-        in_question = real & (steps > sep_at)
-        match = QATransformer.match_ids(tokens, lengths, ~real)
-        sentence, within = self._runs(torch.isin(tokens, self.end_ids), steps)
-        clause, within_clause = self._runs(torch.isin(tokens, self.clause_ids), steps)
-        rows = torch.arange(b, device=tokens.device).unsqueeze(1).expand(b, t)
-        where = (rows[story], sentence[story], within[story])
-        grid = tokens.new_full((b, int(sentence.masked_fill(~story, 0).amax()) + 1, int(within.masked_fill(~story, 0).amax()) + 1), self.pad_id)
-        grid_match = torch.zeros_like(grid)
-        grid[where] = tokens[story]
-        grid_match[where] = match[story]
-        n_clauses = int(clause.masked_fill(~story, 0).amax()) + 1
-        clause_tokens = tokens.new_full((b, n_clauses, int(within_clause.masked_fill(~story, 0).amax()) + 1), self.pad_id)
-        clause_tokens[rows[story], clause[story], within_clause[story]] = tokens[story]
-        clause_sentence = tokens.new_zeros(b, n_clauses)  # the sentence each clause belongs to
-        clause_sentence[rows[story], clause[story]] = sentence[story]
-        q_pos = (steps - sep_at - 1).clamp(min=0)
-        question = tokens.new_full((b, max(int(q_pos.masked_fill(~in_question, 0).amax()) + 1, 1)), self.pad_id)
-        question_match = torch.zeros_like(question)
-        question[rows[in_question], q_pos[in_question]] = tokens[in_question]
-        question_match[rows[in_question], q_pos[in_question]] = match[in_question]
-        back = (lengths.unsqueeze(1) - 1 - torch.arange(MATCH_WORDS, device=tokens.device)).clamp(min=0)
-        return Segments(
-            grid, grid_match, question, question_match,
-            where=(*where, clause[story], within_clause[story]),
-            clause_tokens=clause_tokens,
-            clause_real=(clause_tokens != self.pad_id).any(-1),
-            clause_sentence=clause_sentence,
-            question_words=tokens.gather(1, back).long(),
-            question_real=(back > sep_at).to(torch.float32),
-        )
-
-    @staticmethod
-    def _runs(ends: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[b, t] True at tokens that close a unit -> each token's unit index and its position
-        in the unit (a unit starts after each closing token)."""
-        after = torch.zeros_like(ends)
-        after[:, 1:] = ends[:, :-1]
-        index = after.long().cumsum(1)
-        starts = torch.where(after | (steps == 0), steps, 0).cummax(1).values
-        return index, steps - starts
-
-
-class Segments(NamedTuple):
-    """:meth:`SentenceMemory.segment`'s cut of a batch."""
-
-    grid: torch.Tensor  # [b, S, L] sentence token ids
-    match: torch.Tensor  # [b, S, L] their question-match ids
-    question: torch.Tensor  # [b, Q]
-    question_match: torch.Tensor  # [b, Q]
-    #: Per story token: (row, sentence, position in it, clause, position in the clause).
-    where: tuple[torch.Tensor, ...]
-    clause_tokens: torch.Tensor  # [b, C, L'] clause token ids
-    clause_real: torch.Tensor  # bool [b, C]
-    clause_sentence: torch.Tensor  # long [b, C]
-    question_words: torch.Tensor  # long [b, MATCH_WORDS]: the row's last words
-    question_real: torch.Tensor  # float [b, MATCH_WORDS]: 1 where that word is in the question
-
-
-class ClauseMemory(NamedTuple):
-    """What the hops read: clause slots (own tokens + the subject slot) and their masks."""
-
-    slots: torch.Tensor  # [b, C, L'+1, d]
-    hidden: torch.Tensor  # bool [b, C, L'+1]: padding
-    real: torch.Tensor  # bool [b, C]
-    summary: torch.Tensor  # [b, C, d] mean of the clause's own token states
-    tokens: torch.Tensor  # [b, C, L'] ids
-    subject_of: torch.Tensor  # [b, C, C]
+    def point(self, view: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """``[b, S, L, L]``: from each word, a distribution over the other words of its sentence
+        (which of them the sentence makes the parent of the word's entity)."""
+        scores = torch.einsum("bsld,bsmd->bslm", self.point_from(view), self.point_to(view)).float() / self.scale
+        width = grid.shape[2]
+        allowed = (grid != self.pad_id).unsqueeze(2) & ~torch.eye(width, dtype=torch.bool, device=grid.device)
+        return scores.masked_fill(~allowed, -1e9).softmax(-1)
 
 
 def make_network(spec: ModelSpec) -> nn.Module:
     """The network ``spec`` describes (shapes from the data, the rest from ``spec.params``)."""
     p = spec.params
     if p.get("architecture", "plain") == "memory":
-        return SentenceMemory(
+        return EntityHops(
             vocab_size=spec.vocab_size,
             end_ids=sentence_end_ids(spec),
-            clause_ids=clause_join_ids(spec),
             sep_id=spec.sep_id,
             d_model=p["d_model"],
             heads=p["heads"],
@@ -530,7 +427,6 @@ def make_network(spec: ModelSpec) -> nn.Module:
             ff_dim=p["ff_dim"],
             dropout=p["dropout"],
             hops=p["hops"],
-            question_match=p["question_match"],
             pad_id=spec.pad_id,
         )
     return QATransformer(

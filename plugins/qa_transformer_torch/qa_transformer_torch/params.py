@@ -5,9 +5,9 @@ string, applies ``minimum``/``maximum``/``choices``/``check`` and then :func:`va
 rules that involve two parameters, so a bad value stops the run before any data is encoded or
 any model is built.
 
-The defaults (measurements in README.md): the sentence-memory network with 3 hops and attention
-supervision (``support_loss``), whole stories encoded (``max_len=0``), a 2-layer, 64-wide sentence
-encoder. For ``architecture=plain``: the question-match feature, a 9-wide convolutional position
+The defaults (measurements in README.md): the memory network (3 hops following the asked entity
+word by word) with attention supervision (``support_loss``), whole stories encoded
+(``max_len=0``), a 2-layer, 64-wide sentence encoder. For ``architecture=plain``: the question-match feature, a 9-wide convolutional position
 encoding and a distance bias, which together turn a model that memorises into one that learns the
 simple category in 2-4 epochs.
 """
@@ -24,7 +24,7 @@ _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 
 POOLINGS = ("last", "mean", "cls")
 
-#: memory: sentences encoded one by one, then hops across them (network.SentenceMemory);
+#: memory: sentences encoded one by one, hops following the asked entity (network.EntityHops);
 #: plain: the original Transformer encoder over the whole row, pooled (network.QATransformer).
 ARCHITECTURES = ("plain", "memory")
 
@@ -49,13 +49,13 @@ PARAMS: tuple[Param, ...] = (
         "architecture",
         str,
         "memory",
-        "memory: each sentence encoded on its own, then question-conditioned hops across its "
-        "clauses, the most recent answer winning, each hop pointing the next at the words it read, "
-        "attention supervised by the data's supporting sentences; plain: the original Transformer "
-        "encoder over the whole row, pooled (README.md compares them)",
+        "memory: each sentence encoded on its own, then hops that follow the asked entity to its "
+        "holder, container and place, the most recent mention winning, attention supervised by "
+        "the data's supporting sentences; plain: the original Transformer encoder over the whole "
+        "row, pooled (README.md compares them)",
         choices=ARCHITECTURES,
     ),
-    Param("hops", int, 3, "memory: reads across clauses, each pointed by the last (3 = superdense's chain)", minimum=1, maximum=16),
+    Param("hops", int, 3, "memory: links followed from the asked entity (3 = object -> container -> carrier -> place)", minimum=1, maximum=16),
     Param(
         "support_loss",
         float,
@@ -121,7 +121,13 @@ PARAMS: tuple[Param, ...] = (
         minimum=0.0,
         maximum=10.0,
     ),
-    Param("lr", float, 1e-3, "Adam learning rate (qa run --lr sets it too)", check=_positive),
+    Param(
+        "lr",
+        float,
+        2e-3,
+        "Adam learning rate (qa run --lr sets it too; the plain encoder's measurements in README.md used 1e-3)",
+        check=_positive,
+    ),
     Param(
         "weight_decay",
         float,

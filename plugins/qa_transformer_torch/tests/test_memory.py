@@ -1,5 +1,6 @@
-"""The sentence-memory network (``--param architecture=memory``): its cut into sentences, its
-recency read, padding, and loading checkpoints written before it existed."""
+"""The memory network (``--param architecture=memory``, :class:`EntityHops`): its cut into
+sentences, its most-recent-write read, the support loss, padding, and loading checkpoints written
+before it existed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from qa_transformer_torch.network import SentenceMemory
+from qa_transformer_torch.network import EntityHops, cut_sentences, last_write_wins
 
 DOT, SEP = 3, 2
 
@@ -21,40 +22,32 @@ def train_epochs(model_plugin, model, data, epochs: int, batch_size: int = 16) -
     ]
 
 
-def tiny_memory(**overrides) -> SentenceMemory:
+def tiny_memory(**overrides) -> EntityHops:
     args = dict(vocab_size=20, end_ids=(DOT,), sep_id=SEP, d_model=8, heads=2, layers=1, ff_dim=16, dropout=0.0, hops=2)
-    return SentenceMemory(**{**args, **overrides})
+    return EntityHops(**{**args, **overrides})
+
+
+def cut(tokens, lengths, end_ids=(DOT,)):
+    return cut_sentences(tokens, lengths, SEP, torch.tensor(end_ids), 0)
 
 
 def test_rows_are_cut_into_sentences_and_the_question():
     # story "5 6 . 7 8 9 ." SEP question "5 10 ?" ; the second row is shorter and padded
     tokens = torch.tensor([[5, 6, DOT, 7, 8, 9, DOT, SEP, 5, 10, 11], [7, DOT, SEP, 12, 11, 0, 0, 0, 0, 0, 0]])
-    lengths = torch.tensor([11, 5])
-    grid, match, question, *_ = tiny_memory().segment(tokens, lengths)
+    grid, question, *_ = cut(tokens, torch.tensor([11, 5]))
     assert grid.shape == (2, 2, 4)
     assert grid[0].tolist() == [[5, 6, DOT, 0], [7, 8, 9, DOT]]
     assert grid[1].tolist() == [[7, DOT, 0, 0], [0, 0, 0, 0]]  # one sentence: the rest is padding
     assert question.tolist() == [[5, 10, 11], [12, 11, 0]]
-    assert match[0, 0, 0] > 0 and match[0, 0, 1] == 0  # "5" is repeated by the question, "6" is not
 
 
-def test_sentences_end_at_every_end_mark_and_clauses_at_commas_and_and():
-    # "5 6 , 7 AND 8 !" "9 ?" SEP "5" : two sentences ("!" and "?" end them, as the core counts
-    # support), the first cut into three clauses; a clause without a subject word gets the latest one.
-    AND, COMMA, BANG, QMARK = 15, 16, 17, 18
-    network = tiny_memory(end_ids=(DOT, BANG, QMARK), clause_ids=(COMMA, AND))
-    tokens = torch.tensor([[5, 6, COMMA, 7, AND, 8, BANG, 9, QMARK, SEP, 5]])
-    cut = network.segment(tokens, torch.tensor([11]))
-    assert cut.grid.shape[:2] == (1, 2)
-    assert cut.clause_tokens[0].tolist() == [[5, 6, COMMA], [7, AND, 0], [8, BANG, 0], [9, QMARK, 0]]
-    assert cut.clause_sentence[0].tolist() == [0, 0, 0, 1]
-    with torch.no_grad():
-        network.subject.weight.fill_(-20.0)  # no word names a subject ...
-        network.subject.weight[[5, 9]] = 20.0  # ... except 5 and 9
-    b, s, width = cut.grid.shape
-    memory = network.clause_memory(cut, torch.randn(b, s, width, 8))
-    # clauses 0-2 are the first sentence's: their subject is its clause 0 ("5"); clause 3's is itself
-    torch.testing.assert_close(memory.subject_of[0], torch.tensor([[1.0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]]), atol=1e-4, rtol=0)
+def test_sentences_end_at_every_end_mark_as_the_core_counts_support():
+    # "5 6 , 7 8 !" "9 ?" "4 ." SEP "5": three sentences ("!", "?" and "." end them); a comma does not
+    BANG, QMARK, COMMA = 17, 18, 16
+    tokens = torch.tensor([[5, 6, COMMA, 7, 8, BANG, 9, QMARK, 4, DOT, SEP, 5]])
+    grid, question, *_ = cut(tokens, torch.tensor([12]), end_ids=(DOT, BANG, QMARK))
+    assert grid[0].tolist() == [[5, 6, COMMA, 7, 8, BANG], [9, QMARK, 0, 0, 0, 0], [4, DOT, 0, 0, 0, 0]]
+    assert question.tolist() == [[5]]
 
 
 def test_support_loss_is_order_free_and_low_only_when_the_hops_read_the_support():
@@ -75,6 +68,13 @@ def test_support_loss_is_order_free_and_low_only_when_the_hops_read_the_support(
     assert float(support_loss(elsewhere, support)) > 5.0
     spread = torch.full((3, 2, 5), 0.2)
     assert 0.5 < float(support_loss(spread, support)) < float(support_loss(elsewhere, support))
+    # A hop may read nothing (the chain reached a place: dense needs two links, the default has
+    # three hops); reading outside the support is what costs.
+    one_hop = on.clone()
+    one_hop[1, 1] = 0.0
+    assert float(support_loss(one_hop, support)) < 1e-4
+    one_hop[1, 1, 0] = 0.5
+    assert float(support_loss(one_hop, support)) > 0.1
 
 
 def test_support_supervises_training_and_never_scoring(model_plugin, tiny_data, make_spec):
@@ -95,9 +95,9 @@ def test_support_supervises_training_and_never_scoring(model_plugin, tiny_data, 
     np.testing.assert_array_equal(model_plugin.evaluate(supervised, bare, 32), model_plugin.evaluate(supervised, tiny_data.val, 32))
 
 
-def test_the_most_recent_answering_sentence_wins():
+def test_the_most_recent_write_wins():
     answers = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])
-    weights = SentenceMemory.last_write_wins(answers)
+    weights = last_write_wins(answers)
     torch.testing.assert_close(weights[0], torch.tensor([0.0, 0.0, 1.0, 0.0]), atol=1e-5, rtol=0)
     torch.testing.assert_close(weights[1], torch.zeros(4))
     torch.testing.assert_close(weights[2], torch.tensor([0.25, 0.5, 0.0, 0.0]), atol=1e-5, rtol=0)
@@ -118,7 +118,7 @@ def test_padding_and_batch_neighbours_change_no_logit():
 def test_memory_learns_and_round_trips_through_the_plugin(model_plugin, tiny_data, make_spec, tmp_path):
     spec = make_spec(architecture="memory", hops=3, support_loss=0)
     model = model_plugin.build(spec)
-    assert isinstance(model.network, SentenceMemory)
+    assert isinstance(model.network, EntityHops)
     losses = train_epochs(model_plugin, model, tiny_data.train, epochs=3)
     assert losses[-1] < losses[0]
     assert "support_loss" not in model_plugin.model_metrics(model)  # off: the plain BCE only
@@ -141,7 +141,7 @@ def test_a_checkpoint_from_before_the_architecture_param_loads_as_the_plain_netw
         del state["params"][name]
     torch.save(state, path)
     loaded = model_plugin.load(path, make_spec(architecture="memory"), {})
-    assert not isinstance(loaded.network, SentenceMemory)
+    assert not isinstance(loaded.network, EntityHops)
     np.testing.assert_allclose(model_plugin.evaluate(loaded, tiny_data.val, 32), model_plugin.evaluate(model, tiny_data.val, 32), atol=1e-6)
 
 
@@ -163,9 +163,7 @@ def test_a_batch_gradient_is_the_sum_of_its_halves_support_loss_included(tiny_da
     from qa_transformer_torch.network import support_loss
 
     torch.manual_seed(0)
-    index = tiny_data.vocab.index
-    joins = tuple(index[w] for w in (",", "and") if w in index)
-    network = tiny_memory(end_ids=(index["."],), clause_ids=joins, sep_id=SEP, vocab_size=len(tiny_data.vocab), hops=3)
+    network = tiny_memory(end_ids=(tiny_data.vocab.index["."],), sep_id=SEP, vocab_size=len(tiny_data.vocab), hops=3)
     split = tiny_data.train
 
     def gradients(rows):
