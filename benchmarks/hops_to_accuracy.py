@@ -4,8 +4,8 @@ the superdense-8 cell (issue 22's targets), then test accuracy per cell of the m
 
 Data: generated with ``generate_splits(per_cell=True)`` over those two cells (``TRAIN_PER_CELL``
 training stories per cell, 300 validation and 500 test), seed 0; each epoch is what ``qa run``
-does (shuffle with the run's seed, ``train_one_epoch``, score the validation split). Checkpoints
-and trackers are left out (benchmark 6 prices them). A level not reached within the cap is
+does (shuffle with the run's seed, group by length, ``train_one_epoch``, score the validation
+split). Checkpoints and trackers are left out (benchmark 6 prices them). A level not reached within the cap is
 reported as null ("not reached"). Full mode only: one run costs minutes.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from qa_core import ModelSpec, metrics
+from qa_core import ModelSpec, batching, metrics
 from qa_core.trainer import train_one_epoch
 
 from .common import Result, model_plugin
@@ -92,7 +92,9 @@ def _train_until(result: Result, name: str, plugin: Any, splits: dict[str, Any],
     while elapsed < cap and epoch < max_epochs and None in reached.values():
         epoch += 1
         start = time.perf_counter()
-        train_one_epoch(plugin, model, train.take(rng.permutation(len(train))), 32, epoch, max_epochs, False)
+        # The order `qa run` trains in: its shuffle, grouped by length (the default; qa_core.loop).
+        order = batching.group_by_length(rng.permutation(len(train)), train.lengths, 32, 0, epoch)
+        train_one_epoch(plugin, model, train.take(order), 32, epoch, max_epochs, False)
         scores = _cell_accuracy(metrics.compute_for_split(val, np.asarray(plugin.evaluate(model, val, 256), dtype=np.float32)))
         elapsed += time.perf_counter() - start
         curve.append({"epoch": epoch, "seconds": round(elapsed, 2), **{f"val_{k}": round(v, 4) for k, v in scores.items()}})
