@@ -148,22 +148,31 @@ def test_a_rank_that_dies_stops_the_job_with_one_line_and_the_run_resumes(data, 
     assert not leftovers(scratch)  # the dead rank's folder swept by the new rank 1; nothing else left
 
 
+def _start_two_ranks(data, runs: Path, scratch: Path, token: str) -> subprocess.Popen:
+    """A 30-epoch `qa run --nproc-per-node 2` in the background, its ranks findable by ``token``
+    (through /proc) and its scratch files kept under ``scratch``."""
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "QA_TEST_TOKEN": token, "TMPDIR": str(scratch)}
+    env.pop("QA_TRACEBACK", None)
+    return subprocess.Popen([*QA, *train_args(data, runs, 30, 32), "--nproc-per-node", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for_a_finished_epoch(runs: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(runs.glob("*/metrics.jsonl")):
+        time.sleep(0.1)  # polling for the first finished epoch, not a timed assertion
+
+
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="looks for left-over ranks through /proc")
 def test_sigint_to_the_launcher_stops_every_rank_and_resume_equals_a_run_that_ran_through(data, two_ranks, tmp_path):
     """`kill -INT` of `qa run --nproc-per-node 2` (a terminal's Ctrl-C reaches only it: torchrun
     runs in a session of its own): torchrun passes it on, every rank saves and stops, the job
     ends 130 with rank 0's resume line, and nothing keeps training, orphaned."""
-    token = uuid.uuid4().hex
-    runs, scratch = tmp_path / "runs", tmp_path / "tmp"
-    scratch.mkdir()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "QA_TEST_TOKEN": token, "TMPDIR": str(scratch)}
-    env.pop("QA_TRACEBACK", None)
-    job = subprocess.Popen([*QA, *train_args(data, runs, 30, 32), "--nproc-per-node", "2"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    token, runs, scratch = uuid.uuid4().hex, tmp_path / "runs", tmp_path / "tmp"
+    job = _start_two_ranks(data, runs, scratch, token)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not list(runs.glob("*/metrics.jsonl")):
-            time.sleep(0.1)  # polling for the first finished epoch, not a timed assertion
+        _wait_for_a_finished_epoch(runs)
         job.send_signal(signal.SIGINT)
         out, err = job.communicate(timeout=120)
     finally:
@@ -195,17 +204,10 @@ def test_sigint_to_one_rank_only_stops_every_rank_at_the_same_step_without_an_er
     certain. The ranks vote at every safe point, so rank 0 stops at the same step: before, it
     failed in the collective rank 1 had left ("error: rank 0 in epoch 2: another rank stopped"),
     as rank 1 did in a flaky run of the test above when rank 0 was the one ahead."""
-    token = uuid.uuid4().hex
-    runs, scratch = tmp_path / "runs", tmp_path / "tmp"
-    scratch.mkdir()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "QA_TEST_TOKEN": token, "TMPDIR": str(scratch)}
-    env.pop("QA_TRACEBACK", None)
-    job = subprocess.Popen([*QA, *train_args(data, runs, 30, 32), "--nproc-per-node", "2"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    token, runs, scratch = uuid.uuid4().hex, tmp_path / "runs", tmp_path / "tmp"
+    job = _start_two_ranks(data, runs, scratch, token)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not list(runs.glob("*/metrics.jsonl")):
-            time.sleep(0.1)  # polling for the first finished epoch, not a timed assertion
+        _wait_for_a_finished_epoch(runs)
         pid = _pid_of_rank(token, "1")
         assert pid is not None and list(runs.glob("*/metrics.jsonl")), "the job never finished an epoch"
         os.kill(pid, signal.SIGINT)
