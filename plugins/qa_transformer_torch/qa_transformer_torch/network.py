@@ -385,9 +385,18 @@ class EntityHops(nn.Module):
         count = (~padding).sum(1, keepdim=True)
         back = (count - 1 - torch.arange(question.shape[1], device=question.device)).clamp(0, MATCH_WORDS - 1)
         view = torch.cat((states, nn.functional.one_hot(back, MATCH_WORDS).to(states.dtype)), -1)
-        same = (words.unsqueeze(2) == question.unsqueeze(1)).float()  # [b, T, Q]
+        same = (words.unsqueeze(2) == question.unsqueeze(1)) & (words != self.pad_id).unsqueeze(2)  # [b, T, Q]
+        # The entity is picked among the question words the story mentions: a word it never
+        # mentions cannot be followed. Without this the first steps' support loss drove the
+        # pointer onto "?" (mentioned nowhere: no marks, no reads to get wrong) and the hops sat
+        # at chance on small data (measured: test 0.49 after 6 epochs on 600 stories, 1.00 with
+        # it; README.md). The place is not masked: a question may ask about a place the story
+        # never names (the answer is then "no").
+        mentioned = same.any(1)
+        unfollowable = padding | ~(mentioned | ~mentioned.any(1, keepdim=True))  # none mentioned: all real words
+        same = same.float()
         with torch.autocast(question.device.type, enabled=False):
-            picks = [pick(view).float().squeeze(-1).masked_fill(padding, -1e9).softmax(-1) for pick in (self.entity_pick, self.place_pick)]
+            picks = [pick(view).float().squeeze(-1).masked_fill(mask, -1e9).softmax(-1) for pick, mask in ((self.entity_pick, unfollowable), (self.place_pick, padding))]
             return tuple(torch.einsum("btq,bq->bt", same, pointer) for pointer in picks)  # type: ignore[return-value]
 
     def read_sentences(self, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
