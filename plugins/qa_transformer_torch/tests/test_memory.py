@@ -103,6 +103,25 @@ def test_the_most_recent_write_wins():
     torch.testing.assert_close(weights[2], torch.tensor([0.25, 0.5, 0.0, 0.0]), atol=1e-5, rtol=0)
 
 
+def test_the_asked_entity_is_picked_among_the_words_the_story_mentions():
+    # Story "5 6 . 7 8 ." and question "5 10 11": only 5 is mentioned. A pick that prefers the
+    # question's last word (11, as "?" is mentioned nowhere) still lands on a mentioned word, so the
+    # hops have something to follow; the place may be a word the story never names.
+    network = tiny_memory()
+    with torch.no_grad():
+        for pick in (network.entity_pick, network.place_pick):
+            pick.weight.zero_()
+            pick.bias.zero_()
+            pick.weight[0, -8] = 50.0  # the one-hot "last question word" column
+    story = torch.tensor([[5, 6, DOT, 7, 8, DOT]])
+    entity, place = network.asked(torch.tensor([[5, 10, 11]]), story)
+    torch.testing.assert_close(entity, torch.tensor([[1.0, 0, 0, 0, 0, 0]]))
+    torch.testing.assert_close(place, torch.zeros(1, 6))
+    # No question word in the story (an empty one, say): every question word stays pickable.
+    entity, _ = network.asked(torch.tensor([[10, 11, 12]]), torch.tensor([[6, DOT, 0]]))
+    assert torch.isfinite(entity).all() and float(entity.sum()) == 0.0
+
+
 def test_padding_and_batch_neighbours_change_no_logit():
     torch.manual_seed(0)
     network = tiny_memory().eval()
