@@ -21,12 +21,6 @@ BATCH = 32
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,  # when it passes, the marker must go
-    reason="issue 22, open: the default memory network (EntityHops) stays at chance on 600 simple "
-    "stories (test 0.49 in 6 epochs; 0.52 in 20; 0.50 at lr 5e-3 or 1e-2 in 20): its start stalls "
-    "with few optimizer steps, where 4,500-10,000 stories train it (plugin README)",
-)
 def test_the_train_test_gap_of_the_defaults_stays_under_five_points(model_plugin):
     splits = generate_splits({"train": 600, "val": 200, "test": 400}, categories=("simple",), noun_counts=(8,), seed=11)
     vocab = Vocabulary.build(splits["train"])
