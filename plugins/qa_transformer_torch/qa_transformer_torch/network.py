@@ -264,7 +264,8 @@ class EntityHops(nn.Module):
 
     * **The asked entity and place.** A small encoder reads the question; two attentions over
       its words (their states and their position from the end) pick the asked entity ("teapot"
-      in "Is the teapot in the library ?") and the asked place. Every story word then gets two
+      in "Is the teapot in the library ?"; only among the question words the story mentions)
+      and the asked place. Every story word then gets two
       exact-match scores: how much it *is* the asked entity, and the asked place (word
       identity, compared by id: nothing to learn about names).
     * **A hop.** The sentence encoder reads each sentence on its own (within-sentence
