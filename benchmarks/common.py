@@ -211,7 +211,8 @@ def prepare(plugin: Any, given: Mapping[str, str], train: int, val: int, max_len
     if "max_len" in params:
         params = {**params, "max_len": max_len}
     vocab, splits = encoded(train, val, max_len)
-    spec = ModelSpec(plugin.name, params, len(vocab), max_len, seed=0, vocab_hash=vocab.sha256)
+    # vocab too: the memory network finds sentence ends through it (without it a story is one sentence)
+    spec = ModelSpec(plugin.name, params, len(vocab), max_len, seed=0, vocab_hash=vocab.sha256, vocab=vocab.tokens)
     return Prepared(params, vocab, splits, spec)
 
 

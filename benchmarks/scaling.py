@@ -97,7 +97,7 @@ def child(n: int, stages: list[str]) -> dict[str, Any]:
         params = plugin.resolve_params({"threads": "1"} if name == "transformer" else {})
         if "max_len" in params:
             params = {**params, "max_len": MAX_LEN}
-        model = plugin.build(ModelSpec(plugin.name, params, len(vocab), MAX_LEN, seed=0, vocab_hash=vocab.sha256))
+        model = plugin.build(ModelSpec(plugin.name, params, len(vocab), MAX_LEN, seed=0, vocab_hash=vocab.sha256, vocab=vocab.tokens))
         if f"{name}_epoch" in stages:
             out[f"{name}_epoch"] = measure(lambda: train_one_epoch(plugin, model, split, BATCH_SIZE, 1, 1, False))
         if name == "bow" and "evaluate" in stages:

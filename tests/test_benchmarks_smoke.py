@@ -113,6 +113,18 @@ def test_full_length_benchmark_compares_an_uncut_epoch_with_the_96_token_one():
     assert result.figures["transformer_full_length_epoch_ratio_vs_96_tokens"] > 0
 
 
+def test_prepared_specs_carry_the_vocabulary_the_memory_networks_cut_sentences_with():
+    # Without spec.vocab both plugins' memory networks find no sentence end and read each story
+    # as one sentence: the benchmarks then time a different (quadratic) network than qa run trains.
+    pytest.importorskip("torch")
+    from benchmarks.common import model_plugin, prepare
+    from qa_transformer_torch.network import sentence_end_ids
+
+    prepared = prepare(model_plugin("transformer", needs="torch"), {"threads": "1"}, 40, 10)
+    assert prepared.spec.vocab == prepared.vocab.tokens
+    assert sentence_end_ids(prepared.spec)  # "." at least
+
+
 def test_rotated_rounds_start_each_round_one_side_later():
     from benchmarks.full_length import rotated_rounds
 

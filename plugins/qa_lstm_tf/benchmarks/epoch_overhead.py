@@ -44,7 +44,7 @@ def main() -> None:
     examples = generate_splits({"train": args.train}, seed=0)["train"]
     vocab = Vocabulary.build(examples)
     split, _ = encode(examples, vocab, params["max_len"], "train")
-    handle = lstm.build(ModelSpec("lstm", params, len(vocab), params["max_len"], 0, vocab_hash=vocab.sha256))
+    handle = lstm.build(ModelSpec("lstm", params, len(vocab), params["max_len"], 0, vocab_hash=vocab.sha256, vocab=vocab.tokens))
     rng = np.random.default_rng(0)
 
     def qa_epoch(epoch: int) -> None:
