@@ -43,6 +43,12 @@ MATCH_WORDS = 8
 #: Within-sentence positions the memory network tells apart; later words share the last one.
 SENTENCE_POSITIONS = 64
 
+#: The memory network's encoder reads a batch's sentences in this many groups, shortest first,
+#: each group cut to its own longest sentence: one call would pad every sentence to the batch's
+#: longest (half the grid's cells were padding on the default data). Same outputs; 3 groups
+#: took 16% less CPU than 1 per full-length training step, 4 no less than 3 (README.md).
+SENTENCE_GROUPS = 3
+
 
 #: The tokens that end a sentence: the core counts ``support`` indices by the same three.
 SENTENCE_ENDS = (".", "!", "?")
@@ -405,13 +411,19 @@ class EntityHops(nn.Module):
 
         A batch's grid has as many sentences per row as its longest story; in a batch that mixes
         a 37-sentence story with 8-sentence ones most rows are padding, so they are gathered out
-        before the encoder and their (zero) states scattered back after it.
+        before the encoder and their (zero) states scattered back after it. The real ones are
+        read in ``SENTENCE_GROUPS`` groups by length, each cut to its own longest sentence.
         """
         b, s, width, d = x.shape
         flat, padding = x.view(b * s, width, d), (grid == self.pad_id).view(b * s, width)
-        keep = (~padding).any(1)
+        sizes = (~padding).sum(1)
+        kept = sizes.nonzero().squeeze(1)
         states = flat.new_zeros(flat.shape)
-        states[keep] = self.reader(flat[keep], src_key_padding_mask=padding[keep]).to(states.dtype)
+        for part in sizes[kept].argsort().tensor_split(SENTENCE_GROUPS):
+            if part.numel():
+                rows = kept[part]
+                cut = int(sizes[rows].max())
+                states[rows, :cut] = self.reader(flat[rows, :cut], src_key_padding_mask=padding[rows, :cut]).to(states.dtype)
         return states.view(b, s, width, d)
 
     def point(self, view: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:

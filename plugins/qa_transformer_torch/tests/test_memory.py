@@ -122,6 +122,23 @@ def test_the_asked_entity_is_picked_among_the_words_the_story_mentions():
     assert torch.isfinite(entity).all() and float(entity.sum()) == 0.0
 
 
+def test_sentences_read_in_length_groups_give_the_states_of_one_padded_call(monkeypatch):
+    from qa_transformer_torch import network as network_module
+
+    torch.manual_seed(0)
+    network = tiny_memory().eval()
+    # sentences of 1 to 6 words (and an empty one) in two rows: the groups get different widths
+    grid = torch.tensor([[[5, 6, 7, 8, 9, DOT], [5, DOT, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], [[7, 8, DOT, 0, 0, 0], [9, 10, 11, 12, DOT, 0], [13, 14, DOT, 0, 0, 0]]])
+    x = torch.randn(*grid.shape, 8)
+    real = (grid != 0).unsqueeze(-1)
+    with torch.no_grad():
+        grouped = network.read_sentences(x, grid)
+        monkeypatch.setattr(network_module, "SENTENCE_GROUPS", 1)
+        whole = network.read_sentences(x, grid)
+    torch.testing.assert_close(grouped * real, whole * real, atol=1e-5, rtol=0)
+    assert float(grouped[0, 2].abs().sum()) == 0.0  # an empty sentence stays zero
+
+
 def test_padding_and_batch_neighbours_change_no_logit():
     torch.manual_seed(0)
     network = tiny_memory().eval()
