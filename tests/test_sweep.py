@@ -224,7 +224,12 @@ def test_interrupted_sweep_resumes_each_trial_and_runs_only_what_is_missing(tmp_
     env = {name: value for name, value in os.environ.items() if not name.startswith("QA_")}
     env.update({**plugin_site.env, "PYTHONUNBUFFERED": "1", "GATE_DIR": str(gate), "GATE_EPOCH": "3"})
     trials_dir = tmp_path / "sweeps" / "grid" / "trials"
-    proc = subprocess.Popen([*QA, "sweep", str(path), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Started with SIGINT ignored, as a script's background job (`qa sweep ... &`) is: the sweep
+    # must still stop on it (Python installs no handler of its own then; an unfixed sweep hung).
+    proc = subprocess.Popen(
+        [*QA, "sweep", str(path), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     try:
         deadline = time.monotonic() + 300  # a guard against a hang, not a timing assumption
         while len(list(gate.glob("waiting-*"))) < 2 and proc.poll() is None and time.monotonic() < deadline:

@@ -42,10 +42,14 @@ def run_local(manifest: Manifest, todo: list[tuple[TrialRecord, Trial]], workers
             manifest.save()
         say(progress_line(record))
 
-    def on_term(signum: int, frame: object) -> None:
-        raise _Stop()
+    def on_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt if signum == signal.SIGINT else _Stop()
 
-    previous = signal.signal(signal.SIGTERM, on_term) if threading.current_thread() is threading.main_thread() else None
+    # SIGINT too, not only Python's default handler: a process started as a background job of a
+    # script inherits SIGINT ignored, and Python then installs none; `kill -INT` would leave the
+    # sweep running (its trials, like `qa run`, install their own handlers and would stop).
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qa-sweep")
     futures: set[Future] = {pool.submit(job, record, trial) for record, trial in todo}
     try:
@@ -61,8 +65,8 @@ def run_local(manifest: Manifest, todo: list[tuple[TrialRecord, Trial]], workers
         return False
     finally:
         pool.shutdown(wait=True)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def progress_line(record: TrialRecord) -> str:
