@@ -13,9 +13,9 @@ forces a rank out without waiting for its safe point. The ranks vote at every sa
 (``distributed.agreed_stop``), so they stop at the same one however late each runs its handler;
 a signal that reaches one rank only (a ``kill -INT`` of its process) stops them all as well. The
 first rank out then exits with the interrupt's code (130 or 143) and torchrun, taking that for a
-failure, sends the others SIGTERM as they leave: the job ends with that code and no error line. Should this process be killed outright, torchrun
-gets SIGTERM (Linux' parent-death signal) and stops the ranks the same way, instead of training
-on, orphaned.
+failure, sends the others SIGTERM as they leave: the job ends with that code and no error line.
+Should this process be killed outright, torchrun gets SIGTERM (Linux' parent-death signal) and
+stops the ranks the same way, instead of training on, orphaned.
 """
 
 from __future__ import annotations

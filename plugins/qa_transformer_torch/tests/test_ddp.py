@@ -113,17 +113,10 @@ def _pid_of_rank(token: str, rank: str) -> int | None:
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc")
 def test_a_rank_that_dies_stops_the_job_with_one_line_and_the_run_resumes(data, tmp_path):
-    token = uuid.uuid4().hex
-    runs, scratch = tmp_path / "runs", tmp_path / "tmp"
-    scratch.mkdir()
-    command = [*QA, *train_args(data, runs, 30, 32), "--nproc-per-node", "2"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "QA_TEST_TOKEN": token, "TMPDIR": str(scratch)}
-    env.pop("QA_TRACEBACK", None)
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    token, runs, scratch = uuid.uuid4().hex, tmp_path / "runs", tmp_path / "tmp"
+    job = _start_two_ranks(data, runs, scratch, token)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not list(runs.glob("*/metrics.jsonl")):
-            time.sleep(0.2)  # polling for the first finished epoch, not a timed assertion
+        _wait_for_a_finished_epoch(runs)
         pid = _pid_of_rank(token, "1")
         assert pid is not None and list(runs.glob("*/metrics.jsonl")), "the job never finished an epoch"
         os.kill(pid, signal.SIGKILL)
