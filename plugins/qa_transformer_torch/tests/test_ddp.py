@@ -114,16 +114,7 @@ def _pid_of_rank(token: str, rank: str) -> int | None:
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process through /proc")
 def test_a_rank_that_dies_stops_the_job_with_one_line_and_the_run_resumes(data, tmp_path):
     token, runs, scratch = uuid.uuid4().hex, tmp_path / "runs", tmp_path / "tmp"
-    job = _start_two_ranks(data, runs, scratch, token)
-    try:
-        _wait_for_a_finished_epoch(runs)
-        pid = _pid_of_rank(token, "1")
-        assert pid is not None and list(runs.glob("*/metrics.jsonl")), "the job never finished an epoch"
-        os.kill(pid, signal.SIGKILL)
-        out, err = job.communicate(timeout=120)
-    finally:
-        if job.poll() is None:
-            job.kill()
+    job, pid, err = _signal_rank_one(data, runs, scratch, token, signal.SIGKILL)
     assert job.returncode != 0
     assert "Traceback" not in err, err[-3000:]
     assert "error: rank 1 was killed by SIGKILL; torchrun stopped the other ranks" in err, err[-3000:]
@@ -155,6 +146,22 @@ def _wait_for_a_finished_epoch(runs: Path) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(runs.glob("*/metrics.jsonl")):
         time.sleep(0.1)  # polling for the first finished epoch, not a timed assertion
+
+
+def _signal_rank_one(data, runs: Path, scratch: Path, token: str, signum: int) -> tuple[subprocess.Popen, int, str]:
+    """A two-rank job, ``signum`` sent to rank 1's process after the first finished epoch: (the
+    ended job, rank 1's pid, the job's stderr)."""
+    job = _start_two_ranks(data, runs, scratch, token)
+    try:
+        _wait_for_a_finished_epoch(runs)
+        pid = _pid_of_rank(token, "1")
+        assert pid is not None and list(runs.glob("*/metrics.jsonl")), "the job never finished an epoch"
+        os.kill(pid, signum)
+        _, err = job.communicate(timeout=120)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    return job, pid, err
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="looks for left-over ranks through /proc")
@@ -198,16 +205,7 @@ def test_sigint_to_one_rank_only_stops_every_rank_at_the_same_step_without_an_er
     failed in the collective rank 1 had left ("error: rank 0 in epoch 2: another rank stopped"),
     as rank 1 did in a flaky run of the test above when rank 0 was the one ahead."""
     token, runs, scratch = uuid.uuid4().hex, tmp_path / "runs", tmp_path / "tmp"
-    job = _start_two_ranks(data, runs, scratch, token)
-    try:
-        _wait_for_a_finished_epoch(runs)
-        pid = _pid_of_rank(token, "1")
-        assert pid is not None and list(runs.glob("*/metrics.jsonl")), "the job never finished an epoch"
-        os.kill(pid, signal.SIGINT)
-        out, err = job.communicate(timeout=120)
-    finally:
-        if job.poll() is None:
-            job.kill()
+    job, _, err = _signal_rank_one(data, runs, scratch, token, signal.SIGINT)
     run_dir = only_run_dir(runs)
     done = len(RunDirectory.read(run_dir).epochs)
     assert job.returncode == 130 and 1 <= done < 30, (job.returncode, done, err[-3000:])
